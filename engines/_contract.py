@@ -1,0 +1,171 @@
+"""The engine contract: what every adapter consumes and produces.
+
+An adapter's ``generate`` is an async stream of ``TextDelta`` items that ends with
+exactly one ``Finish`` carrying the finish reason and exact token usage. The gateway
+builds both streamed and non-streamed responses from that one stream.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import AsyncGenerator
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
+
+import msgspec
+
+__all__ = [
+    "ChatMessage",
+    "EmbedRequest",
+    "Embeddings",
+    "Engine",
+    "EngineSpec",
+    "Finish",
+    "FinishReason",
+    "GenerateRequest",
+    "Health",
+    "ModelInfo",
+    "ResponseFormat",
+    "State",
+    "StreamItem",
+    "TextDelta",
+    "Usage",
+]
+
+FinishReason = Literal["stop", "length"]
+
+
+class Usage(msgspec.Struct, frozen=True, kw_only=True):
+    prompt_tokens: int
+    completion_tokens: int
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+class TextDelta(msgspec.Struct, frozen=True, kw_only=True, tag="delta"):
+    text: str
+
+
+class Finish(msgspec.Struct, frozen=True, kw_only=True, tag="finish"):
+    finish_reason: FinishReason
+    usage: Usage
+
+
+StreamItem = TextDelta | Finish
+
+
+class ChatMessage(msgspec.Struct, frozen=True, kw_only=True):
+    role: str
+    # Text parts are already joined by the gateway; engines see plain text.
+    content: str
+    name: str | None = None
+
+
+class ResponseFormat(msgspec.Struct, frozen=True, kw_only=True):
+    type: Literal["text", "json_object", "json_schema"]
+    # The JSON Schema for ``json_schema``; None means any JSON object.
+    json_schema: dict[str, Any] | None = None
+
+
+class GenerateRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """One normalized generation request.
+
+    Exactly one of ``messages`` (chat) and ``prompt`` (plain completion) is set.
+    Sampling fields left as None mean "the engine's default".
+    """
+
+    messages: tuple[ChatMessage, ...] | None = None
+    prompt: str | None = None
+    # The client's own limit: binding, so prompt + max_tokens must fit the context.
+    max_tokens: int | None = None
+    # A ceiling from defaults or limits, used only when max_tokens is None.
+    token_budget: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    min_p: float | None = None
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+    frequency_penalty: float | None = None
+    presence_penalty: float | None = None
+    repetition_penalty: float | None = None
+    response_format: ResponseFormat | None = None
+
+
+class EmbedRequest(msgspec.Struct, frozen=True, kw_only=True):
+    inputs: tuple[str, ...]
+
+
+class Embeddings(msgspec.Struct, frozen=True, kw_only=True):
+    vectors: tuple[tuple[float, ...], ...]
+    prompt_tokens: int
+
+
+class State(enum.StrEnum):
+    LOADING = "loading"
+    READY = "ready"
+    FAILED = "failed"
+    CLOSED = "closed"
+
+
+class Health(msgspec.Struct, frozen=True, kw_only=True):
+    state: State
+    message: str | None = None
+    # Requests admitted and not yet finished: the running one plus the waiting ones.
+    in_flight: int = 0
+    waiting: int = 0
+
+
+class ModelInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """Facts about a loaded model, as far as the engine knows them."""
+
+    n_ctx: int | None = None
+    n_ctx_train: int | None = None
+    n_vocab: int | None = None
+    n_embd: int | None = None
+    n_params: int | None = None
+    size: int | None = None
+
+
+class EngineSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """What an engine is built from: one deployment of the registry.
+
+    ``options`` is an instance of the engine class's ``options_type``.
+    """
+
+    name: str
+    path: str | None = None
+    url: str | None = None
+    model: str | None = None
+    options: Any = None
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """What the gateway needs from an adapter.
+
+    ``options_type`` is the msgspec Struct that the registry block named after the
+    engine is decoded into; unknown keys there are rejected.
+    """
+
+    options_type: ClassVar[type[msgspec.Struct]]
+
+    async def start(self) -> None:
+        """Load or connect. A failure leaves the engine FAILED; it must not raise."""
+
+    async def close(self) -> None: ...
+
+    def health(self) -> Health: ...
+
+    def info(self) -> ModelInfo: ...
+
+    def generate(self, request: GenerateRequest) -> AsyncGenerator[StreamItem, None]:
+        """Stream deltas, then exactly one Finish.
+
+        Errors raised before the first item are errors of the request; the
+        consumer closing the iterator early cancels the generation.
+        """
+        ...
+
+    async def embed(self, request: EmbedRequest) -> Embeddings: ...

@@ -1,0 +1,72 @@
+"""The application factory: registry in, ASGI app out, engines run by the lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+
+from litestar import Litestar, Router
+from litestar.di import Provide
+
+from .auth import bearer_guard
+from .dispatch import Dispatcher
+from .errors import exception_handlers
+from .health import health
+from .openai import ROUTES as OPENAI_ROUTES
+from .registry import Registry, load_registry
+from .settings import Settings
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("roundhouse.gateway")
+
+
+def create_app(
+    settings: Settings,
+    *,
+    registry: Registry | None = None,
+    dispatcher: Dispatcher | None = None,
+    on_ready: Callable[[Dispatcher], None] | None = None,
+) -> Litestar:
+    """Build the gateway. Models load in the background: /health says 503 until done."""
+    if dispatcher is None:
+        dispatcher = Dispatcher.from_registry(registry or load_registry(settings.config))
+    served = dispatcher
+
+    async def load() -> None:
+        await served.start()
+        if on_ready is not None:
+            on_ready(served)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        loading = asyncio.create_task(load())
+        try:
+            yield
+        finally:
+            if not loading.done():
+                loading.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await loading
+            await served.close()
+
+    async def provide_dispatcher() -> Dispatcher:
+        return served
+
+    api = Router(
+        path="/",
+        route_handlers=OPENAI_ROUTES,
+        guards=[bearer_guard(settings.api_keys)] if settings.api_keys else [],
+    )
+    return Litestar(
+        route_handlers=[api, health],
+        dependencies={"dispatcher": Provide(provide_dispatcher)},
+        exception_handlers=exception_handlers,
+        lifespan=[lifespan],
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=None,
+        logging_config=None,
+        debug=False,
+    )

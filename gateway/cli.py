@@ -1,0 +1,148 @@
+"""The ``roundhouse`` command: serve, check, models."""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import logging
+import socket
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from .dispatch import Dispatcher
+from .registry import ConfigError, Registry, load_registry
+from .settings import Settings
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="roundhouse", description="A gateway for open models.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="serve the registry's models over HTTP")
+    serve.add_argument("--config", type=Path, help="registry file (ROUNDHOUSE_CONFIG)")
+    serve.add_argument("--host", help="address to bind (ROUNDHOUSE_HOST, default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port; 0 picks a free one (ROUNDHOUSE_PORT)")
+    check = sub.add_parser("check", help="validate a registry and show what it would serve")
+    check.add_argument("file", type=Path)
+    models = sub.add_parser("models", help="list model names, aliases and engines")
+    models.add_argument("--config", type=Path, help="registry file (ROUNDHOUSE_CONFIG)")
+    return parser
+
+
+def _fail(message: str, code: int = 1) -> int:
+    print(f"roundhouse: {message}", file=sys.stderr)
+    return code
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {
+        key: value
+        for key in ("config", "host", "port")
+        if (value := getattr(args, key, None)) is not None
+    }
+    return Settings(**overrides)
+
+
+def _describe(registry: Registry) -> list[str]:
+    lines = []
+    for model in registry.models:
+        aliases = f" (aliases: {', '.join(model.aliases)})" if model.aliases else ""
+        lines.append(f"{model.name}{aliases}")
+        for dep in model.deployments:
+            source = dep.path or dep.url or dep.model or "-"
+            lines.append(f"  {dep.name}: {dep.engine} {source}")
+        if model.fallbacks:
+            lines.append(f"  fallbacks: {', '.join(model.fallbacks)}")
+    return lines
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .app import create_app
+
+    settings = _settings(args)
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    registry = load_registry(settings.config)
+    try:
+        sock = _bind(settings.host, settings.port)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            return _fail(
+                f"port {settings.port} on {settings.host} is already in use; "
+                "choose another with --port (or --port 0 for any free port)"
+            )
+        return _fail(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}")
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    url = f"http://{shown}:{port}"
+    print(f"Roundhouse listening on {url}", flush=True)
+    begun = time.monotonic()
+
+    def summary(dispatcher: Dispatcher) -> None:
+        lines = [f"Roundhouse ready on {url} ({time.monotonic() - begun:.1f}s)"]
+        for name, health in dispatcher.health().items():
+            note = f": {health.message}" if health.message else ""
+            lines.append(f"  {name}: {health.state.value}{note}")
+        models = ", ".join(
+            f"{m.name} [{'/'.join(sorted({d.engine for d in m.deployments}))}]"
+            for m in dispatcher.registry.models
+        )
+        lines.append(f"  models: {models}")
+        print("\n".join(lines), flush=True)
+
+    app = create_app(settings, registry=registry, on_ready=summary)
+    config = uvicorn.Config(
+        app,
+        log_level=settings.log_level,
+        access_log=settings.log_level == "debug",
+        timeout_graceful_shutdown=10,
+        log_config=None,
+    )
+    uvicorn.Server(config).run(sockets=[sock])
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "serve":
+            return _serve(args)
+        if args.command == "check":
+            registry = load_registry(args.file)
+            print(f"{args.file}: OK, {len(registry.models)} model(s)")
+            print("\n".join(_describe(registry)))
+            return 0
+        registry = load_registry(_settings(args).config)
+    except ConfigError as exc:
+        return _fail(str(exc), 2)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        return _fail(f"invalid setting ROUNDHOUSE_{where.upper()}: {first['msg']}", 2)
+    for model in registry.models:
+        engines = ",".join(sorted({d.engine for d in model.deployments}))
+        print(f"{model.name}\taliases={','.join(model.aliases) or '-'}\tengines={engines}")
+    return 0

@@ -1,0 +1,145 @@
+"""Errors as clients see them: the OpenAI envelope, one mapping for every cause.
+
+Engine errors, Litestar's own HTTP errors and anything unexpected are all turned
+into ``{"error": {"message", "type", "param", "code"}}`` here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import msgspec
+from litestar import Request, Response
+from litestar.exceptions import HTTPException
+
+from engines import (
+    ContextLengthExceeded,
+    EngineError,
+    EngineUnavailable,
+    InvalidRequest,
+    Overloaded,
+    Unsupported,
+    UpstreamError,
+    UpstreamTimeout,
+)
+
+__all__ = ["APIError", "error_body", "exception_handlers", "from_engine_error"]
+
+log = logging.getLogger("roundhouse.gateway")
+
+_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    413: "invalid_request_error",
+    429: "rate_limit_error",
+    500: "server_error",
+    502: "upstream_error",
+    503: "service_unavailable",
+    504: "timeout_error",
+}
+
+
+class APIError(Exception):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.param = param
+        self.code = code
+        self.headers = headers or {}
+
+    @property
+    def type(self) -> str:
+        return _TYPES.get(
+            self.status, "server_error" if self.status >= 500 else "invalid_request_error"
+        )
+
+
+def from_engine_error(exc: EngineError) -> APIError:
+    # Order matters: subclasses before their bases.
+    if isinstance(exc, ContextLengthExceeded):
+        return APIError(400, exc.message, param=exc.param, code="context_length_exceeded")
+    if isinstance(exc, Unsupported):
+        return APIError(400, exc.message, param=exc.param, code="unsupported")
+    if isinstance(exc, InvalidRequest):
+        return APIError(400, exc.message, param=exc.param, code="invalid_value")
+    if isinstance(exc, Overloaded):
+        return APIError(
+            429, exc.message, code="queue_full", headers={"Retry-After": str(exc.retry_after)}
+        )
+    if isinstance(exc, EngineUnavailable):
+        return APIError(503, exc.message, code="model_not_ready")
+    if isinstance(exc, UpstreamTimeout):
+        return APIError(504, exc.message, code="upstream_timeout")
+    if isinstance(exc, UpstreamError):
+        return APIError(502, exc.message, code="upstream_error")
+    return APIError(500, exc.message, code="internal_error")
+
+
+def error_body(error: APIError) -> dict[str, Any]:
+    return {
+        "error": {
+            "message": error.message,
+            "type": error.type,
+            "param": error.param,
+            "code": error.code,
+        }
+    }
+
+
+def _respond(error: APIError) -> Response[bytes]:
+    return Response(
+        content=msgspec.json.encode(error_body(error)),
+        status_code=error.status,
+        media_type="application/json",
+        headers=error.headers,
+    )
+
+
+def _api_error(_: Request[Any, Any, Any], exc: APIError) -> Response[bytes]:
+    return _respond(exc)
+
+
+def _engine_error(_: Request[Any, Any, Any], exc: EngineError) -> Response[bytes]:
+    return _respond(from_engine_error(exc))
+
+
+def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
+    status = exc.status_code
+    if status == 404:
+        message = f"no route for {request.method} {request.url.path}"
+    elif status == 405:
+        message = f"method {request.method} is not allowed on {request.url.path}"
+    elif status == 413:
+        message = "the request body is larger than this server accepts (ROUNDHOUSE_MAX_BODY_BYTES)"
+    else:
+        message = exc.detail
+    headers = dict(exc.headers or {})
+    return _respond(APIError(status, message, code=None, headers=headers))
+
+
+def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return _respond(
+        APIError(500, "internal server error; see the gateway log", code="internal_error")
+    )
+
+
+exception_handlers: dict[type[Exception] | int, Any] = {
+    APIError: _api_error,
+    EngineError: _engine_error,
+    HTTPException: _http_error,
+    Exception: _unexpected,
+}

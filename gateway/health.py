@@ -1,0 +1,27 @@
+"""GET /health, in the shape llama-server clients already read."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Response, get
+
+from engines import State
+
+from .dispatch import Dispatcher
+
+__all__ = ["health"]
+
+
+@get("/health", sync_to_thread=False)
+def health(dispatcher: Dispatcher) -> Response[dict[str, Any]]:
+    states = dispatcher.health()
+    deployments = {
+        name: {"state": h.state.value, **({"message": h.message} if h.message else {})}
+        for name, h in states.items()
+    }
+    if any(h.state is State.LOADING for h in states.values()):
+        return Response({"status": "loading model", "deployments": deployments}, status_code=503)
+    if any(h.state is State.READY for h in states.values()):
+        return Response({"status": "ok", "deployments": deployments}, status_code=200)
+    return Response({"status": "error", "deployments": deployments}, status_code=503)

@@ -1,0 +1,88 @@
+"""Server-sent events for the generation endpoints, built from the engine stream."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
+
+import msgspec
+from litestar.response import Stream
+
+from engines import EngineError, FinishReason, TextDelta, Usage
+
+from ..dispatch import Route, Started
+from ..errors import error_body, from_engine_error
+
+__all__ = ["Frames", "created", "deployment_headers", "new_id", "sse_response", "usage_body"]
+
+_encode = msgspec.json.Encoder().encode
+_DONE = b"data: [DONE]\n\n"
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex}"
+
+
+def usage_body(usage: Usage) -> dict[str, int]:
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+    }
+
+
+class Frames(Protocol):
+    """The chunk shapes of one endpoint family."""
+
+    def opening(self) -> dict[str, Any] | None: ...
+
+    def delta(self, text: str) -> dict[str, Any]: ...
+
+    def finish(self, reason: FinishReason) -> dict[str, Any]: ...
+
+    def usage(self, usage: Usage) -> dict[str, Any]: ...
+
+
+def _frame(payload: dict[str, Any]) -> bytes:
+    return b"data: " + _encode(payload) + b"\n\n"
+
+
+async def _events(started: Started, frames: Frames, include_usage: bool) -> AsyncIterator[bytes]:
+    opening = frames.opening()
+    if opening is not None:
+        yield _frame(opening)
+    try:
+        async for item in started.items():
+            if isinstance(item, TextDelta):
+                yield _frame(frames.delta(item.text))
+            else:
+                yield _frame(frames.finish(item.finish_reason))
+                if include_usage:
+                    yield _frame(frames.usage(item.usage))
+    except EngineError as exc:
+        # Headers are gone already: the error travels as an event, then the stream ends.
+        yield _frame(error_body(from_engine_error(exc)))
+    yield _DONE
+
+
+def sse_response(started: Started, frames: Frames, include_usage: bool, route: Route) -> Stream:
+    return Stream(
+        _events(started, frames, include_usage),
+        media_type="text/event-stream",
+        headers={
+            "Cache-Control": "no-cache",
+            "X-Accel-Buffering": "no",
+            **deployment_headers(route),
+        },
+    )
+
+
+def deployment_headers(route: Route) -> dict[str, str]:
+    assert route.deployment.name is not None
+    return {"X-Roundhouse-Deployment": route.deployment.name}
+
+
+def created() -> int:
+    return int(time.time())

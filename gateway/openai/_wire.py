@@ -1,0 +1,169 @@
+"""Request bodies of the OpenAI endpoints, and turning bytes into them.
+
+Unknown fields are accepted and ignored: real clients send ``do_sample``,
+``num_beams``, ``extra_query`` and more, and must not be broken by them.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal, TypeVar
+
+import msgspec
+
+from engines import ChatMessage, ResponseFormat
+
+from ..errors import APIError
+
+__all__ = [
+    "ChatRequest",
+    "CompletionRequest",
+    "EmbeddingRequest",
+    "decode_body",
+    "response_format",
+    "stop_list",
+]
+
+Temperature = Annotated[float, msgspec.Meta(ge=0.0, le=2.0)]
+Probability = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
+Penalty = Annotated[float, msgspec.Meta(ge=-2.0, le=2.0)]
+PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
+
+
+class ContentPart(msgspec.Struct, kw_only=True):
+    type: str
+    text: str | None = None
+
+
+class Message(msgspec.Struct, kw_only=True):
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[ContentPart] | None = None
+    name: str | None = None
+
+
+class StreamOptions(msgspec.Struct, kw_only=True):
+    include_usage: bool = False
+
+
+class JSONSchemaSpec(msgspec.Struct, kw_only=True):
+    name: str | None = None
+    schema: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class ResponseFormatIn(msgspec.Struct, kw_only=True):
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JSONSchemaSpec | None = None
+
+
+class _Sampling(msgspec.Struct, kw_only=True):
+    model: str
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    max_tokens: PositiveInt | None = None
+    temperature: Temperature | None = None
+    top_p: Probability | None = None
+    top_k: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    min_p: Probability | None = None
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    frequency_penalty: Penalty | None = None
+    presence_penalty: Penalty | None = None
+    repetition_penalty: Annotated[float, msgspec.Meta(gt=0.0)] | None = None
+    n: Annotated[int, msgspec.Meta(ge=1, le=1)] = 1
+    response_format: ResponseFormatIn | None = None
+
+
+class ChatRequest(_Sampling, kw_only=True):
+    messages: Annotated[list[Message], msgspec.Meta(min_length=1)]
+    max_completion_tokens: PositiveInt | None = None
+
+    def chat_messages(self) -> tuple[ChatMessage, ...]:
+        out = []
+        for i, msg in enumerate(self.messages):
+            content = msg.content
+            if isinstance(content, list):
+                texts = []
+                for k, part in enumerate(content):
+                    if part.type != "text" or part.text is None:
+                        raise APIError(
+                            400,
+                            f"content part type {part.type!r} is not supported; this model "
+                            "accepts text only",
+                            param=f"messages[{i}].content[{k}]",
+                            code="unsupported",
+                        )
+                    texts.append(part.text)
+                content = "".join(texts)
+            out.append(ChatMessage(role=msg.role, content=content or "", name=msg.name))
+        return tuple(out)
+
+
+class CompletionRequest(_Sampling, kw_only=True):
+    prompt: str | list[str]
+    echo: bool = False
+
+    def prompt_text(self) -> str:
+        if isinstance(self.prompt, str):
+            return self.prompt
+        if len(self.prompt) != 1:
+            raise APIError(
+                400,
+                "only one prompt per request is supported; send a string or a list of one",
+                param="prompt",
+                code="unsupported",
+            )
+        return self.prompt[0]
+
+
+class EmbeddingRequest(msgspec.Struct, kw_only=True):
+    model: str
+    input: str | list[str]
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: int | None = None
+
+
+_PATH = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
+_FIELD = re.compile(r"field `(?P<name>[^`]+)`")
+
+R = TypeVar("R")
+
+
+def decode_body(body: bytes, decoder: msgspec.json.Decoder[R]) -> R:
+    """Decode a request body; every failure is a 400 that names the field."""
+    try:
+        return decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        match = _PATH.search(text)
+        param = match.group("path") if match else None
+        message = _PATH.sub("", text).replace("`", "")
+        missing = _FIELD.search(text) if "missing required field" in text else None
+        if missing:
+            param = f"{param}.{missing.group('name')}" if param else missing.group("name")
+        if param:
+            message = f"{param}: {message}"
+        raise APIError(400, message, param=param or None, code="invalid_value") from None
+    except msgspec.DecodeError as exc:
+        raise APIError(400, f"the body is not valid JSON: {exc}", code="invalid_json") from None
+
+
+def stop_list(stop: str | list[str] | None) -> tuple[str, ...]:
+    if stop is None:
+        return ()
+    return (stop,) if isinstance(stop, str) else tuple(stop)
+
+
+def response_format(fmt: ResponseFormatIn | None) -> ResponseFormat | None:
+    if fmt is None or fmt.type == "text":
+        return None
+    if fmt.type == "json_schema":
+        if fmt.json_schema is None or fmt.json_schema.schema is None:
+            raise APIError(
+                400,
+                "response_format json_schema needs json_schema.schema",
+                param="response_format.json_schema",
+                code="invalid_value",
+            )
+        return ResponseFormat(type="json_schema", json_schema=fmt.json_schema.schema)
+    return ResponseFormat(type="json_object")

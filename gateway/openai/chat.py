@@ -1,0 +1,99 @@
+"""POST /v1/chat/completions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Request, Response, post
+
+from engines import FinishReason, GenerateRequest, Usage
+
+from ..dispatch import Dispatcher, Started, apply_policy
+from ._stream import created, deployment_headers, new_id, sse_response, usage_body
+from ._wire import ChatRequest, decode_body, response_format, stop_list
+
+__all__ = ["create_chat_completion"]
+
+_decoder = msgspec.json.Decoder(ChatRequest)
+_encode = msgspec.json.Encoder().encode
+
+
+class _ChatFrames:
+    def __init__(self, model: str, include_usage: bool) -> None:
+        self._base: dict[str, Any] = {
+            "id": new_id("chatcmpl"),
+            "object": "chat.completion.chunk",
+            "created": created(),
+            "model": model,
+            "system_fingerprint": None,
+        }
+        if include_usage:
+            self._base["usage"] = None
+
+    def _chunk(self, delta: dict[str, Any], reason: FinishReason | None) -> dict[str, Any]:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": reason}
+        return {**self._base, "choices": [choice]}
+
+    def opening(self) -> dict[str, Any]:
+        return self._chunk({"role": "assistant", "content": ""}, None)
+
+    def delta(self, text: str) -> dict[str, Any]:
+        return self._chunk({"content": text}, None)
+
+    def finish(self, reason: FinishReason) -> dict[str, Any]:
+        return self._chunk({}, reason)
+
+    def usage(self, usage: Usage) -> dict[str, Any]:
+        return {**self._base, "choices": [], "usage": usage_body(usage)}
+
+
+@post("/v1/chat/completions", status_code=200)
+async def create_chat_completion(
+    request: Request[Any, Any, Any], dispatcher: Dispatcher
+) -> Response[Any]:
+    body = decode_body(await request.body(), _decoder)
+    route = dispatcher.route(body.model)
+    generate = apply_policy(
+        route.model,
+        GenerateRequest(
+            messages=body.chat_messages(),
+            max_tokens=body.max_completion_tokens or body.max_tokens,
+            temperature=body.temperature,
+            top_p=body.top_p,
+            top_k=body.top_k,
+            min_p=body.min_p,
+            stop=stop_list(body.stop),
+            seed=body.seed,
+            frequency_penalty=body.frequency_penalty,
+            presence_penalty=body.presence_penalty,
+            repetition_penalty=body.repetition_penalty,
+            response_format=response_format(body.response_format),
+        ),
+    )
+    started = await Started.start(route, generate)
+    if body.stream:
+        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        return sse_response(
+            started, _ChatFrames(route.model.name, include_usage), include_usage, route
+        )
+    text, finish = await started.collect()
+    payload = {
+        "id": new_id("chatcmpl"),
+        "object": "chat.completion",
+        "created": created(),
+        "model": route.model.name,
+        "system_fingerprint": None,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": text, "refusal": None},
+                "logprobs": None,
+                "finish_reason": finish.finish_reason,
+            }
+        ],
+        "usage": usage_body(finish.usage),
+    }
+    return Response(
+        content=_encode(payload), media_type="application/json", headers=deployment_headers(route)
+    )

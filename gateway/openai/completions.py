@@ -1,0 +1,104 @@
+"""POST /v1/completions (the legacy text completion endpoint)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Request, Response, post
+
+from engines import FinishReason, GenerateRequest, Usage
+
+from ..dispatch import Dispatcher, Started, apply_policy
+from ._stream import created, deployment_headers, new_id, sse_response, usage_body
+from ._wire import CompletionRequest, decode_body, response_format, stop_list
+
+__all__ = ["create_completion"]
+
+_decoder = msgspec.json.Decoder(CompletionRequest)
+_encode = msgspec.json.Encoder().encode
+# OpenAI's documented default for this endpoint, when neither client nor registry says.
+_DEFAULT_MAX_TOKENS = 16
+
+
+class _CompletionFrames:
+    def __init__(self, model: str, include_usage: bool, echo: str | None) -> None:
+        self._base: dict[str, Any] = {
+            "id": new_id("cmpl"),
+            "object": "text_completion",
+            "created": created(),
+            "model": model,
+            "system_fingerprint": None,
+        }
+        if include_usage:
+            self._base["usage"] = None
+        self._echo = echo
+
+    def _chunk(self, text: str, reason: FinishReason | None) -> dict[str, Any]:
+        choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": reason}
+        return {**self._base, "choices": [choice]}
+
+    def opening(self) -> dict[str, Any] | None:
+        return self._chunk(self._echo, None) if self._echo else None
+
+    def delta(self, text: str) -> dict[str, Any]:
+        return self._chunk(text, None)
+
+    def finish(self, reason: FinishReason) -> dict[str, Any]:
+        return self._chunk("", reason)
+
+    def usage(self, usage: Usage) -> dict[str, Any]:
+        return {**self._base, "choices": [], "usage": usage_body(usage)}
+
+
+@post("/v1/completions", status_code=200)
+async def create_completion(
+    request: Request[Any, Any, Any], dispatcher: Dispatcher
+) -> Response[Any]:
+    body = decode_body(await request.body(), _decoder)
+    prompt = body.prompt_text()
+    route = dispatcher.route(body.model)
+    generate = apply_policy(
+        route.model,
+        GenerateRequest(
+            prompt=prompt,
+            max_tokens=body.max_tokens,
+            temperature=body.temperature,
+            top_p=body.top_p,
+            top_k=body.top_k,
+            min_p=body.min_p,
+            stop=stop_list(body.stop),
+            seed=body.seed,
+            frequency_penalty=body.frequency_penalty,
+            presence_penalty=body.presence_penalty,
+            repetition_penalty=body.repetition_penalty,
+            response_format=response_format(body.response_format),
+        ),
+        default_max_tokens=_DEFAULT_MAX_TOKENS,
+    )
+    started = await Started.start(route, generate)
+    echo = prompt if body.echo else None
+    if body.stream:
+        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        frames = _CompletionFrames(route.model.name, include_usage, echo)
+        return sse_response(started, frames, include_usage, route)
+    text, finish = await started.collect()
+    payload = {
+        "id": new_id("cmpl"),
+        "object": "text_completion",
+        "created": created(),
+        "model": route.model.name,
+        "system_fingerprint": None,
+        "choices": [
+            {
+                "index": 0,
+                "text": (echo or "") + text,
+                "logprobs": None,
+                "finish_reason": finish.finish_reason,
+            }
+        ],
+        "usage": usage_body(finish.usage),
+    }
+    return Response(
+        content=_encode(payload), media_type="application/json", headers=deployment_headers(route)
+    )

@@ -1,0 +1,15 @@
+"""The YAML model registry: which model names exist and where each one runs."""
+
+from ._load import ConfigError, load_registry, parse_registry
+from ._schema import Defaults, Deployment, Limits, ModelSpec, Registry
+
+__all__ = [
+    "ConfigError",
+    "Defaults",
+    "Deployment",
+    "Limits",
+    "ModelSpec",
+    "Registry",
+    "load_registry",
+    "parse_registry",
+]

@@ -1,0 +1,46 @@
+"""Process settings, read from ``ROUNDHOUSE_*`` environment variables and flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+__all__ = ["Settings"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ROUNDHOUSE_", frozen=True, extra="ignore")
+
+    host: str = Field(
+        default="127.0.0.1",
+        description="Address to bind. The default keeps the gateway on this machine.",
+    )
+    port: int = Field(default=8000, ge=0, le=65535, description="TCP port; 0 picks a free one.")
+    config: Path = Field(
+        default=Path("configs/default.yaml"), description="The model registry (YAML)."
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="Log level of the gateway and its engines."
+    )
+    max_body_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        gt=0,
+        description="Largest request body accepted; larger ones get 413.",
+    )
+    api_keys: Annotated[tuple[SecretStr, ...], NoDecode] = Field(
+        default=(),
+        description=(
+            "Comma-separated bearer keys. When set, every API request needs "
+            "`Authorization: Bearer <key>`; /health stays open."
+        ),
+    )
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(k.strip() for k in value.split(",") if k.strip())
+        return value

@@ -7,13 +7,15 @@ starts and closes it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Mapping
 from contextlib import aclosing
 from typing import TypeVar
 
 import msgspec
+from litestar.types import Receive
 
 from engines import (
     Engine,
@@ -28,7 +30,7 @@ from engines import (
     build_engine,
 )
 
-from .errors import APIError, from_engine_error
+from .errors import APIError, ClientDisconnected, from_engine_error
 from .registry import Deployment, ModelSpec, Registry
 
 __all__ = ["Dispatcher", "Route", "Started", "apply_policy"]
@@ -116,6 +118,32 @@ class Dispatcher:
         return Route(model=model, deployment=first, engine=self.engine(first))
 
 
+async def _disconnected(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _unless_disconnected(receive: Receive, work: Awaitable[T]) -> T:
+    """Await ``work``, cancelling it if the client disconnects first.
+
+    Without this, a queued or non-streamed request whose client has left would
+    still run to its last token and hold the model from everyone behind it.
+    """
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(_disconnected(receive))
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, EngineError, APIError):
+                await task
+    if task.cancelled():
+        raise ClientDisconnected
+    return task.result()
+
+
 class Started:
     """A generation whose first item has arrived: from here on, bytes may be sent.
 
@@ -128,17 +156,19 @@ class Started:
         self._rest = rest
 
     @classmethod
-    async def start(cls, route: Route, request: GenerateRequest) -> Started:
+    async def start(cls, route: Route, request: GenerateRequest, receive: Receive) -> Started:
         stream = route.engine.generate(request)
         try:
-            first = await anext(stream)
+            first = await _unless_disconnected(receive, anext(stream))
         except EngineError as exc:
-            await stream.aclose()
             raise from_engine_error(exc) from None
         except StopAsyncIteration:
             raise APIError(
                 500, "the engine ended without a result", code="internal_error"
             ) from None
+        except BaseException:
+            await stream.aclose()
+            raise
         return cls(first, stream)
 
     async def items(self) -> AsyncGenerator[StreamItem, None]:
@@ -152,7 +182,11 @@ class Started:
             async for item in rest:
                 yield item
 
-    async def collect(self) -> tuple[str, Finish]:
+    async def collect(self, receive: Receive) -> tuple[str, Finish]:
+        """The whole answer, for non-streamed responses: the same stream as streaming."""
+        return await _unless_disconnected(receive, self._collect())
+
+    async def _collect(self) -> tuple[str, Finish]:
         parts: list[str] = []
         try:
             async for item in self.items():

@@ -24,7 +24,13 @@ from engines import (
     UpstreamTimeout,
 )
 
-__all__ = ["APIError", "error_body", "exception_handlers", "from_engine_error"]
+__all__ = [
+    "APIError",
+    "ClientDisconnected",
+    "error_body",
+    "exception_handlers",
+    "from_engine_error",
+]
 
 log = logging.getLogger("roundhouse.gateway")
 
@@ -65,6 +71,10 @@ class APIError(Exception):
         return _TYPES.get(
             self.status, "server_error" if self.status >= 500 else "invalid_request_error"
         )
+
+
+class ClientDisconnected(Exception):
+    """The client went away before its response began; nobody is left to answer."""
 
 
 def from_engine_error(exc: EngineError) -> APIError:
@@ -130,6 +140,12 @@ def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response
     return _respond(APIError(status, message, code=None, headers=headers))
 
 
+def _client_gone(request: Request[Any, Any, Any], _: Exception) -> Response[bytes]:
+    log.debug("client left %s %s before its response began", request.method, request.url.path)
+    # 499 is never seen by anyone: it only marks the request in access logs.
+    return Response(content=b"", status_code=499)
+
+
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return _respond(
@@ -141,5 +157,6 @@ exception_handlers: dict[type[Exception] | int, Any] = {
     APIError: _api_error,
     EngineError: _engine_error,
     HTTPException: _http_error,
+    ClientDisconnected: _client_gone,
     Exception: _unexpected,
 }

@@ -17,7 +17,12 @@ __all__ = ["health"]
 def health(dispatcher: Dispatcher) -> Response[dict[str, Any]]:
     states = dispatcher.health()
     deployments = {
-        name: {"state": h.state.value, **({"message": h.message} if h.message else {})}
+        name: {
+            "state": h.state.value,
+            "in_flight": h.in_flight,
+            "waiting": h.waiting,
+            **({"message": h.message} if h.message else {}),
+        }
         for name, h in states.items()
     }
     if any(h.state is State.LOADING for h in states.values()):

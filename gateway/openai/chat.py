@@ -71,13 +71,13 @@ async def create_chat_completion(
             response_format=response_format(body.response_format),
         ),
     )
-    started = await Started.start(route, generate)
+    started = await Started.start(route, generate, request.receive)
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         return sse_response(
             started, _ChatFrames(route.model.name, include_usage), include_usage, route
         )
-    text, finish = await started.collect()
+    text, finish = await started.collect(request.receive)
     payload = {
         "id": new_id("chatcmpl"),
         "object": "chat.completion",

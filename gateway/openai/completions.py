@@ -76,13 +76,13 @@ async def create_completion(
         ),
         default_max_tokens=_DEFAULT_MAX_TOKENS,
     )
-    started = await Started.start(route, generate)
+    started = await Started.start(route, generate, request.receive)
     echo = prompt if body.echo else None
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         frames = _CompletionFrames(route.model.name, include_usage, echo)
         return sse_response(started, frames, include_usage, route)
-    text, finish = await started.collect()
+    text, finish = await started.collect(request.receive)
     payload = {
         "id": new_id("cmpl"),
         "object": "text_completion",

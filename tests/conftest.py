@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import openai
+import pytest
+
+from .server import MODEL, Server
+
+REGISTRY = """
+models:
+  - name: smollm2
+    aliases: [smol]
+    deployments:
+      - engine: llamacpp
+        path: {model}
+        llamacpp: {{n_ctx: 2048, max_queue: 8}}
+    limits: {{max_tokens: 1024}}
+  - name: single-slot
+    deployments:
+      - engine: llamacpp
+        path: {model}
+        llamacpp: {{n_ctx: 1024, max_queue: 1, embeddings: false}}
+  - name: missing
+    deployments:
+      - engine: llamacpp
+        path: does-not-exist.gguf
+  - name: corrupt
+    deployments:
+      - engine: llamacpp
+        path: corrupt.gguf
+"""
+
+
+@pytest.fixture(scope="session")
+def model_path() -> Path:
+    if not MODEL.is_file():
+        pytest.fail(f"{MODEL} is missing: run the tests through `make test`, which fetches it")
+    return MODEL
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory, model_path: Path) -> Iterator[Server]:
+    folder = tmp_path_factory.mktemp("registry")
+    (folder / "corrupt.gguf").write_bytes(b"GGUF" + b"\x00" * 64)
+    config = folder / "registry.yaml"
+    config.write_text(REGISTRY.format(model=model_path))
+    srv = Server(config, env={"ROUNDHOUSE_MAX_BODY_BYTES": str(1024 * 1024)})
+    try:
+        srv.wait_settled()
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture
+def client(server: Server) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(
+        base_url=f"{server.url}/v1", api_key="none", max_retries=0, timeout=120
+    ) as c:
+        yield c

@@ -1,0 +1,174 @@
+"""Several clients at once on one in-process model: order, isolation, disconnects."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from .server import Server, async_wait_for, wait_for
+
+STORY = [
+    {"role": "user", "content": "Write a very long story about a dragon who learns to bake bread."}
+]
+
+
+def _stream_body(model: str, max_tokens: int) -> dict[str, Any]:
+    return {
+        "model": model,
+        "messages": STORY,
+        "temperature": 0,
+        "max_tokens": max_tokens,
+        "stream": True,
+    }
+
+
+def test_four_concurrent_streams_all_complete(server: Server) -> None:
+    async def one(client: openai.AsyncOpenAI, n: int) -> tuple[str, Any]:
+        stream = await client.chat.completions.create(
+            model="smollm2",
+            messages=[{"role": "user", "content": f"Tell me fact number {n} about the sea."}],
+            temperature=0,
+            max_tokens=24,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        text, usage = "", None
+        async for chunk in stream:
+            if chunk.choices:
+                text += chunk.choices[0].delta.content or ""
+            if chunk.usage is not None:
+                usage = chunk.usage
+        return text, usage
+
+    async def main() -> list[tuple[str, Any]]:
+        async with openai.AsyncOpenAI(
+            base_url=f"{server.url}/v1", api_key="none", max_retries=0
+        ) as client:
+            return await asyncio.gather(*(one(client, n) for n in range(4)))
+
+    results = asyncio.run(main())
+    assert len(results) == 4
+    for text, usage in results:
+        assert text.strip()
+        assert usage is not None
+        assert 0 < usage.completion_tokens <= 24
+
+
+def test_requests_run_in_arrival_order(server: Server) -> None:
+    """Each request is sent only once the previous one is admitted; they must finish in that order."""
+    finished: list[int] = []
+    lock = threading.Lock()
+
+    def run(n: int) -> None:
+        with httpx.stream(
+            "POST",
+            f"{server.url}/v1/chat/completions",
+            json=_stream_body("smollm2", 12),
+            timeout=120,
+        ) as response:
+            assert response.status_code == 200
+            body = "".join(response.iter_text())
+        assert body.endswith("data: [DONE]\n\n")
+        with lock:
+            finished.append(n)
+
+    threads = []
+    for n in range(4):
+        thread = threading.Thread(target=run, args=(n,))
+        thread.start()
+        threads.append(thread)
+        wait_for(
+            lambda n=n: server.deployment("smollm2")["in_flight"] + len(finished) >= n + 1,
+            timeout=30,
+            what=f"request {n} to be admitted",
+        )
+    for thread in threads:
+        thread.join(timeout=120)
+    assert finished == [0, 1, 2, 3]
+
+
+def test_disconnect_frees_the_model(server: Server) -> None:
+    with httpx.stream(
+        "POST", f"{server.url}/v1/chat/completions", json=_stream_body("smollm2", 1000), timeout=120
+    ) as response:
+        data = []
+        for line in response.iter_lines():
+            if line.startswith("data:"):
+                data.append(line)
+            if len(data) >= 4:
+                break
+    # The client is gone: the generation must stop long before its 1000 tokens.
+    wait_for(
+        lambda: server.deployment("smollm2")["in_flight"] == 0,
+        timeout=5,
+        what="the abandoned generation to stop",
+    )
+    reply = httpx.post(
+        f"{server.url}/v1/chat/completions",
+        json={"model": "smollm2", "messages": STORY, "temperature": 0, "max_tokens": 3},
+        timeout=30,
+    )
+    assert reply.status_code == 200
+    assert reply.json()["usage"]["completion_tokens"] == 3
+
+
+async def _hold(client: httpx.AsyncClient, url: str, body: dict[str, Any]) -> None:
+    async with client.stream("POST", url, json=body) as response:
+        async for _ in response.aiter_bytes():
+            pass
+
+
+def test_full_queue_gets_429_and_queued_clients_can_leave(server: Server) -> None:
+    """single-slot lets one request wait behind the running one; the next gets 429."""
+    url = f"{server.url}/v1/chat/completions"
+
+    async def main() -> httpx.Response:
+        async with httpx.AsyncClient(timeout=120) as client:
+            holders = []
+            for expected in (1, 2):
+                holders.append(
+                    asyncio.create_task(_hold(client, url, _stream_body("single-slot", 400)))
+                )
+                await async_wait_for(
+                    lambda expected=expected: (
+                        server.deployment("single-slot")["in_flight"] >= expected
+                    ),
+                    timeout=30,
+                    what=f"{expected} request(s) admitted",
+                )
+            rejected = await client.post(url, json=_stream_body("single-slot", 5))
+            # The running stream and the waiting (headerless) request both walk away.
+            for holder in holders:
+                holder.cancel()
+            await asyncio.gather(*holders, return_exceptions=True)
+            return rejected
+
+    rejected = asyncio.run(main())
+    assert rejected.status_code == 429
+    assert int(rejected.headers["retry-after"]) >= 1
+    error = rejected.json()["error"]
+    assert error["type"] == "rate_limit_error"
+    assert error["code"] == "queue_full"
+    wait_for(
+        lambda: server.deployment("single-slot")["in_flight"] == 0,
+        timeout=5,
+        what="the abandoned requests to end",
+    )
+
+
+def test_non_streamed_client_that_leaves_frees_the_model(server: Server) -> None:
+    body = {"model": "smollm2", "messages": STORY, "temperature": 0, "max_tokens": 1000}
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(
+            f"{server.url}/v1/chat/completions", json=body, timeout=httpx.Timeout(30, read=0.5)
+        )
+    wait_for(
+        lambda: server.deployment("smollm2")["in_flight"] == 0,
+        timeout=5,
+        what="the abandoned generation to stop",
+    )

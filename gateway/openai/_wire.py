@@ -88,8 +88,8 @@ class ChatRequest(_Sampling, kw_only=True):
                     if part.type != "text" or part.text is None:
                         raise APIError(
                             400,
-                            f"content part type {part.type!r} is not supported; this model "
-                            "accepts text only",
+                            f"messages[{i}].content[{k}]: content part type {part.type!r} is not "
+                            "supported; this model accepts text only",
                             param=f"messages[{i}].content[{k}]",
                             code="unsupported",
                         )

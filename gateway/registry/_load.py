@@ -25,6 +25,7 @@ _ENV = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _AT = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
 _SEGMENT = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
 _UNKNOWN = re.compile(r"unknown field `([^`]+)`")
+_MISSING = re.compile(r"missing required field `([^`]+)`")
 
 
 class ConfigError(Exception):
@@ -108,9 +109,12 @@ class _Reader:
         message, path = (found.group("msg"), found.group("path") or "") if found else (str(exc), "")
         segments = prefix + _segments(path)
         unknown = _UNKNOWN.search(message)
+        missing = _MISSING.search(message)
         if unknown:
             segments.append(unknown.group(1))
             message = "unknown key"
+        elif missing:
+            segments.append(missing.group(1))
         return self.error(segments, message.replace("`", ""))
 
 

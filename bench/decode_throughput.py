@@ -31,9 +31,12 @@ How to read it
     ratio slightly above 1.0 is possible: the gateway drives ``Llama.generate`` itself,
     skipping the per-token re-detokenisation that ``create_chat_completion`` does. The
     last line starts with ``RESULT`` and carries the figures as ``key=value`` pairs;
-    ``same_text=yes`` says both sides produced the same greedy completion, evidence that
-    they ran the same model on the same prompt. Any run that stopped short of
-    ``--tokens`` is reported as a warning and in ``short_runs``.
+    ``paired_ratio`` is the median of the per-pair ratios (each gateway run over the
+    in-process run right after it), which cancels slow drift better; if the two ratios
+    disagree a lot, or the ``spread`` line shows wide ranges, the machine was noisy and
+    more ``--runs`` are needed. ``same_text=yes`` says both sides produced the same greedy
+    completion, evidence that they ran the same model on the same prompt. Any run that
+    stopped short of ``--tokens`` is reported as a warning and in ``short_runs``.
 
 Usage
     .venv/bin/python bench/decode_throughput.py [--runs 5] [--tokens 128]
@@ -254,6 +257,11 @@ def _check(side: str, label: str, run: Run, want: int, short: list[str]) -> None
         )
 
 
+def _spread(runs: Sequence[Run]) -> str:
+    rates = [r.rate for r in runs]
+    return f"{min(rates):.1f}-{max(rates):.1f}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse(argv)
     config: Path = args.config.resolve()
@@ -293,16 +301,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     gateway_rate = statistics.median(r.rate for r in gateway_runs)
     inprocess_rate = statistics.median(r.rate for r in inprocess_runs)
     ratio = gateway_rate / inprocess_rate
+    # Each gateway run over the in-process run right after it: drift cancels within a pair.
+    paired = statistics.median(
+        g.rate / i.rate for g, i in zip(gateway_runs, inprocess_runs, strict=True)
+    )
     texts = {r.text for r in (*gateway_runs, *inprocess_runs)}
     same_text = "yes" if len(texts) == 1 else "no"
+    print(
+        f"spread: gateway {_spread(gateway_runs)} tok/s, in-process {_spread(inprocess_runs)} "
+        f"tok/s; median paired ratio {paired:.3f}"
+    )
     print(
         f"gateway {gateway_rate:.1f} tok/s, in-process {inprocess_rate:.1f} tok/s, "
         f"ratio {ratio:.3f} (median of {args.runs}, {want} tokens, same_text={same_text})"
     )
     print(
         f"RESULT gateway_tok_s={gateway_rate:.1f} inprocess_tok_s={inprocess_rate:.1f} "
-        f"ratio={ratio:.3f} runs={args.runs} tokens={want} same_text={same_text} "
-        f"short_runs={','.join(short) or 'none'}"
+        f"ratio={ratio:.3f} paired_ratio={paired:.3f} runs={args.runs} tokens={want} "
+        f"same_text={same_text} short_runs={','.join(short) or 'none'}"
     )
     return 0
 

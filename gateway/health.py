@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Response, get
+from litestar.di import NamedDependency
 
 from engines import State
 
@@ -14,7 +15,7 @@ __all__ = ["health"]
 
 
 @get("/health", sync_to_thread=False)
-def health(dispatcher: Dispatcher) -> Response[dict[str, Any]]:
+def health(dispatcher: NamedDependency[Dispatcher]) -> Response[dict[str, Any]]:
     states = dispatcher.health()
     deployments = {
         name: {

@@ -33,16 +33,16 @@ def wait_for(
 
 
 async def async_wait_for(
-    condition: Callable[[], Any], *, timeout: float, what: str, every: float = 0.02
+    condition: Callable[[], Any], *, within: float, what: str, every: float = 0.02
 ) -> Any:
     """``wait_for`` for coroutines: polls without blocking the event loop."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while True:
         value = await asyncio.to_thread(condition)
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+            raise AssertionError(f"timed out after {within}s waiting for {what}")
         await asyncio.sleep(every)
 
 

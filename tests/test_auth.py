@@ -42,9 +42,11 @@ def test_requests_need_a_valid_key(keyed: Server) -> None:
         assert response.headers["www-authenticate"] == "Bearer"
         assert response.json()["error"]["type"] == "authentication_error"
 
-    with openai.OpenAI(base_url=f"{keyed.url}/v1", api_key="wrong", max_retries=0) as client:
-        with pytest.raises(openai.AuthenticationError):
-            client.models.list()
+    with (
+        openai.OpenAI(base_url=f"{keyed.url}/v1", api_key="wrong", max_retries=0) as client,
+        pytest.raises(openai.AuthenticationError),
+    ):
+        client.models.list()
 
 
 def test_every_configured_key_works(keyed: Server) -> None:

@@ -131,7 +131,8 @@ def test_json_object_response_format(client: openai.OpenAI) -> None:
             {"role": "system", "content": "You are a helpful assistant. Reply in JSON."},
             {
                 "role": "user",
-                "content": 'What is the capital of France? Reply with a JSON object with a key "capital".',
+                "content": "What is the capital of France? "
+                'Reply with a JSON object with a key "capital".',
             },
         ],
         temperature=0,

@@ -31,7 +31,8 @@ def test_check_prints_what_it_would_serve() -> None:
 def test_check_names_file_line_and_key(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text(
-        "models:\n  - name: a\n    deployments:\n      - engine: llamacpp\n        llamacpp:\n          n_ctx: big\n"
+        "models:\n  - name: a\n    deployments:\n      - engine: llamacpp\n"
+        "        llamacpp:\n          n_ctx: big\n"
     )
     result = _run("check", str(bad))
     assert result.returncode == 2

@@ -60,7 +60,7 @@ def test_four_concurrent_streams_all_complete(server: Server) -> None:
 
 
 def test_requests_run_in_arrival_order(server: Server) -> None:
-    """Each request is sent only once the previous one is admitted; they must finish in that order."""
+    """Each request is sent once the previous one is admitted; they finish in that order."""
     finished: list[int] = []
     lock = threading.Lock()
 
@@ -138,7 +138,7 @@ def test_full_queue_gets_429_and_queued_clients_can_leave(server: Server) -> Non
                     lambda expected=expected: (
                         server.deployment("single-slot")["in_flight"] >= expected
                     ),
-                    timeout=30,
+                    within=30,
                     what=f"{expected} request(s) admitted",
                 )
             rejected = await client.post(url, json=_stream_body("single-slot", 5))

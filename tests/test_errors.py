@@ -88,7 +88,7 @@ def test_invalid_chat_bodies_are_400_naming_the_field(
     error = _error(_post(server, "/v1/chat/completions", body), 400)
     assert error["type"] == "invalid_request_error"
     assert error["param"] == param
-    assert param.split("[")[0].split(".")[0] in error["message"]
+    assert param.split("[", maxsplit=1)[0].split(".", maxsplit=1)[0] in error["message"]
 
 
 @pytest.mark.parametrize(

@@ -56,7 +56,10 @@ def test_a_full_registry_decodes() -> None:
 
 
 def test_env_interpolation() -> None:
-    text = "models:\n  - name: ${NAME}\n    deployments:\n      - {engine: llamacpp, path: m.gguf, llamacpp: {n_ctx: ${CTX:-2048}}}\n"
+    text = (
+        "models:\n  - name: ${NAME}\n    deployments:\n"
+        "      - {engine: llamacpp, path: m.gguf, llamacpp: {n_ctx: ${CTX:-2048}}}\n"
+    )
     registry = parse_registry(text, base=Path("/x"), env={"NAME": "from-env"})
     assert registry.models[0].name == "from-env"
     assert registry.models[0].deployments[0].options.n_ctx == 2048
@@ -74,13 +77,15 @@ def test_env_interpolation() -> None:
             "unknown key",
         ),
         (
-            "models:\n  - name: a\n    deployments:\n      - engine: llamacpp\n        llamacpp:\n          n_ctx: big\n",
+            "models:\n  - name: a\n    deployments:\n      - engine: llamacpp\n"
+            "        llamacpp:\n          n_ctx: big\n",
             6,
             "models[0].deployments[0].llamacpp.n_ctx",
             "Expected int",
         ),
         (
-            "models:\n  - name: a\n    deployments:\n      - engine: llamacpp\n        llamacpp: {n_ctxx: 5}\n",
+            "models:\n  - name: a\n    deployments:\n      - engine: llamacpp\n"
+            "        llamacpp: {n_ctxx: 5}\n",
             5,
             "models[0].deployments[0].llamacpp.n_ctxx",
             "unknown key",
@@ -94,7 +99,8 @@ def test_env_interpolation() -> None:
         ("models:\n  - name: a\n    deployments: []\n", 2, "models[0]", "at least one deployment"),
         ("models:\n  - deployments: []\n", 2, "models[0].name", "missing required field"),
         (
-            "models:\n  - name: a\n    deployments: [{engine: llamacpp}]\n  - name: b\n    aliases: [a]\n"
+            "models:\n  - name: a\n    deployments: [{engine: llamacpp}]\n"
+            "  - name: b\n    aliases: [a]\n"
             "    deployments: [{engine: llamacpp}]\n",
             5,
             "models[1].aliases[0]",
@@ -107,7 +113,8 @@ def test_env_interpolation() -> None:
             "'zzz' is not another model",
         ),
         (
-            "models:\n  - name: a\n    deployments: [{engine: llamacpp, llamacpp: {max_queue: -1}}]\n",
+            "models:\n  - name: a\n"
+            "    deployments: [{engine: llamacpp, llamacpp: {max_queue: -1}}]\n",
             3,
             "models[0].deployments[0].llamacpp",
             "max_queue must be >= 0",

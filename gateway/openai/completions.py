@@ -6,6 +6,7 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response, post
+from litestar.di import NamedDependency
 
 from engines import FinishReason, GenerateRequest, Usage
 
@@ -53,7 +54,7 @@ class _CompletionFrames:
 
 @post("/v1/completions", status_code=200)
 async def create_completion(
-    request: Request[Any, Any, Any], dispatcher: Dispatcher
+    request: Request[Any, Any, Any], dispatcher: NamedDependency[Dispatcher]
 ) -> Response[Any]:
     body = decode_body(await request.body(), _decoder)
     prompt = body.prompt_text()

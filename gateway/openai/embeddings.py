@@ -8,6 +8,7 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response, post
+from litestar.di import NamedDependency
 
 from engines import EmbedRequest, EngineError
 
@@ -29,7 +30,7 @@ def _base64(vector: tuple[float, ...]) -> str:
 
 @post("/v1/embeddings", status_code=200)
 async def create_embeddings(
-    request: Request[Any, Any, Any], dispatcher: Dispatcher
+    request: Request[Any, Any, Any], dispatcher: NamedDependency[Dispatcher]
 ) -> Response[bytes]:
     body = decode_body(await request.body(), _decoder)
     inputs = (body.input,) if isinstance(body.input, str) else tuple(body.input)

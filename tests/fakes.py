@@ -1,0 +1,110 @@
+"""A FAKE engine, for unit tests of gateway logic only.
+
+It stands in for no outside system: it splits the prompt on spaces to count
+"tokens" and replays a scripted answer, so gateway behaviour (stream shaping,
+errors mid-stream, loading states, fallbacks) can be tested without a model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator
+from typing import ClassVar
+
+import msgspec
+
+from engines import (
+    ContextLengthExceeded,
+    Embeddings,
+    EmbedRequest,
+    EngineError,
+    EngineSpec,
+    EngineUnavailable,
+    Finish,
+    GenerateRequest,
+    Health,
+    ModelInfo,
+    State,
+    StreamItem,
+    TextDelta,
+    UpstreamError,
+    Usage,
+)
+
+
+class FakeOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    pass
+
+
+class FakeEngine:
+    options_type: ClassVar[type[msgspec.Struct]] = FakeOptions
+    n_ctx = 512
+
+    def __init__(
+        self,
+        spec: EngineSpec,
+        *,
+        answer: str = " ".join(f"word{i}" for i in range(300)),
+        fail_after: int | None = None,
+        fail_start: str | None = None,
+    ) -> None:
+        self.spec = spec
+        self.answer = answer.split(" ")
+        self.fail_after = fail_after
+        self.fail_start = fail_start
+        self.loaded = asyncio.Event()
+        self.state = State.LOADING
+        self.in_flight = 0
+        self.requests: list[GenerateRequest] = []
+
+    async def start(self) -> None:
+        await self.loaded.wait()
+        self.state = State.FAILED if self.fail_start else State.READY
+
+    async def close(self) -> None:
+        self.state = State.CLOSED
+
+    def health(self) -> Health:
+        return Health(state=self.state, message=self.fail_start, in_flight=self.in_flight)
+
+    def info(self) -> ModelInfo:
+        return ModelInfo(n_ctx=self.n_ctx)
+
+    def _check(self) -> None:
+        if self.state is not State.READY:
+            raise EngineUnavailable(f"{self.spec.name} is {self.state.value}: {self.fail_start}")
+
+    async def generate(self, request: GenerateRequest) -> AsyncGenerator[StreamItem, None]:
+        self._check()
+        self.requests.append(request)
+        text = request.prompt or " ".join(m.content for m in request.messages or ())
+        prompt_tokens = len(text.split())
+        limit = request.max_tokens
+        if prompt_tokens + (limit or 0) > self.n_ctx:
+            raise ContextLengthExceeded(
+                prompt_tokens=prompt_tokens, max_tokens=limit, n_ctx=self.n_ctx
+            )
+        budget = limit or request.token_budget or len(self.answer)
+        words = self.answer[:budget]
+        self.in_flight += 1
+        try:
+            for i, word in enumerate(words):
+                if self.fail_after is not None and i == self.fail_after:
+                    raise UpstreamError("the fake upstream broke mid-stream")
+                await asyncio.sleep(0)
+                yield TextDelta(text=word if i == 0 else f" {word}")
+            yield Finish(
+                finish_reason="length" if budget < len(self.answer) else "stop",
+                usage=Usage(prompt_tokens=prompt_tokens, completion_tokens=len(words)),
+            )
+        finally:
+            self.in_flight -= 1
+
+    async def embed(self, request: EmbedRequest) -> Embeddings:
+        self._check()
+        if any(not text for text in request.inputs):
+            raise EngineError("empty input")
+        return Embeddings(
+            vectors=tuple((float(len(text)), 1.0) for text in request.inputs),
+            prompt_tokens=sum(len(text.split()) for text in request.inputs),
+        )

@@ -15,6 +15,7 @@ CONFIG ?= configs/default.yaml
 HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
+RUN = $(UV) run --frozen --all-extras
 
 .PHONY: help setup serve test lint format bench clean
 
@@ -43,22 +44,22 @@ $(MODEL): | $(UV)
 setup: .venv/.synced $(MODEL)
 
 serve: setup
-	$(UV) run --frozen roundhouse serve --config $(CONFIG) --host $(HOST) --port $(PORT)
+	$(RUN) roundhouse serve --config $(CONFIG) --host $(HOST) --port $(PORT)
 
 test: setup
-	$(UV) run --frozen pytest $(PYTEST_ARGS)
+	$(RUN) pytest $(PYTEST_ARGS)
 
 lint: .venv/.synced
-	$(UV) run --frozen ruff check .
-	$(UV) run --frozen ruff format --check .
-	$(UV) run --frozen mypy
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+	$(RUN) mypy
 
 format: .venv/.synced
-	$(UV) run --frozen ruff format .
-	$(UV) run --frozen ruff check --fix .
+	$(RUN) ruff format .
+	$(RUN) ruff check --fix .
 
 bench: setup
-	$(UV) run --frozen python bench/decode_throughput.py
+	$(RUN) python bench/decode_throughput.py
 
 clean:
 	rm -rf .venv .tools models .mypy_cache .ruff_cache .pytest_cache

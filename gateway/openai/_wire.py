@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 
-from engines import ChatMessage, ResponseFormat
+from engines import ChatMessage, GenerateRequest, ResponseFormat
 
 from ..errors import APIError
 
@@ -20,8 +20,6 @@ __all__ = [
     "CompletionRequest",
     "EmbeddingRequest",
     "decode_body",
-    "response_format",
-    "stop_list",
 ]
 
 Temperature = Annotated[float, msgspec.Meta(ge=0.0, le=2.0)]
@@ -72,6 +70,33 @@ class _Sampling(msgspec.Struct, kw_only=True):
     repetition_penalty: Annotated[float, msgspec.Meta(gt=0.0)] | None = None
     n: Annotated[int, msgspec.Meta(ge=1, le=1)] = 1
     response_format: ResponseFormatIn | None = None
+
+    def generate_request(
+        self,
+        *,
+        messages: tuple[ChatMessage, ...] | None = None,
+        prompt: str | None = None,
+        max_tokens: int | None = None,
+    ) -> GenerateRequest:
+        return GenerateRequest(
+            messages=messages,
+            prompt=prompt,
+            max_tokens=max_tokens,
+            temperature=self.temperature,
+            top_p=self.top_p,
+            top_k=self.top_k,
+            min_p=self.min_p,
+            stop=stop_list(self.stop),
+            seed=self.seed,
+            frequency_penalty=self.frequency_penalty,
+            presence_penalty=self.presence_penalty,
+            repetition_penalty=self.repetition_penalty,
+            response_format=response_format(self.response_format),
+        )
+
+    @property
+    def include_usage(self) -> bool:
+        return bool(self.stream_options and self.stream_options.include_usage)
 
 
 class ChatRequest(_Sampling, kw_only=True):

@@ -8,11 +8,11 @@ import msgspec
 from litestar import Request, Response, post
 from litestar.di import NamedDependency
 
-from engines import FinishReason, GenerateRequest, Usage
+from engines import FinishReason, Usage
 
 from ..dispatch import Dispatcher, Started, apply_policy
 from ._stream import created, deployment_headers, new_id, sse_response, usage_body
-from ._wire import ChatRequest, decode_body, response_format, stop_list
+from ._wire import ChatRequest, decode_body
 
 __all__ = ["create_chat_completion"]
 
@@ -57,27 +57,15 @@ async def create_chat_completion(
     route = dispatcher.route(body.model)
     generate = apply_policy(
         route.model,
-        GenerateRequest(
+        body.generate_request(
             messages=body.chat_messages(),
             max_tokens=body.max_completion_tokens or body.max_tokens,
-            temperature=body.temperature,
-            top_p=body.top_p,
-            top_k=body.top_k,
-            min_p=body.min_p,
-            stop=stop_list(body.stop),
-            seed=body.seed,
-            frequency_penalty=body.frequency_penalty,
-            presence_penalty=body.presence_penalty,
-            repetition_penalty=body.repetition_penalty,
-            response_format=response_format(body.response_format),
         ),
     )
     started = await Started.start(route, generate, request.receive)
     if body.stream:
-        include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        return sse_response(
-            started, _ChatFrames(route.model.name, include_usage), include_usage, route
-        )
+        frames = _ChatFrames(route.model.name, body.include_usage)
+        return sse_response(started, frames, body.include_usage, route)
     text, finish = await started.collect(request.receive)
     payload = {
         "id": new_id("chatcmpl"),

@@ -8,11 +8,11 @@ import msgspec
 from litestar import Request, Response, post
 from litestar.di import NamedDependency
 
-from engines import FinishReason, GenerateRequest, Usage
+from engines import FinishReason, Usage
 
 from ..dispatch import Dispatcher, Started, apply_policy
 from ._stream import created, deployment_headers, new_id, sse_response, usage_body
-from ._wire import CompletionRequest, decode_body, response_format, stop_list
+from ._wire import CompletionRequest, decode_body
 
 __all__ = ["create_completion"]
 
@@ -61,28 +61,14 @@ async def create_completion(
     route = dispatcher.route(body.model)
     generate = apply_policy(
         route.model,
-        GenerateRequest(
-            prompt=prompt,
-            max_tokens=body.max_tokens,
-            temperature=body.temperature,
-            top_p=body.top_p,
-            top_k=body.top_k,
-            min_p=body.min_p,
-            stop=stop_list(body.stop),
-            seed=body.seed,
-            frequency_penalty=body.frequency_penalty,
-            presence_penalty=body.presence_penalty,
-            repetition_penalty=body.repetition_penalty,
-            response_format=response_format(body.response_format),
-        ),
+        body.generate_request(prompt=prompt, max_tokens=body.max_tokens),
         default_max_tokens=_DEFAULT_MAX_TOKENS,
     )
     started = await Started.start(route, generate, request.receive)
     echo = prompt if body.echo else None
     if body.stream:
-        include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        frames = _CompletionFrames(route.model.name, include_usage, echo)
-        return sse_response(started, frames, include_usage, route)
+        frames = _CompletionFrames(route.model.name, body.include_usage, echo)
+        return sse_response(started, frames, body.include_usage, route)
     text, finish = await started.collect(request.receive)
     payload = {
         "id": new_id("cmpl"),

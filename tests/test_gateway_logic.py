@@ -68,14 +68,16 @@ def _events(body: str) -> list[str]:
     return [line[len("data: ") :] for line in body.split("\n\n") if line.startswith("data: ")]
 
 
-def test_error_after_the_first_token_becomes_an_event_then_done() -> None:
-    broken = _fake("broken", fail_after=2)
+def _stream_from_broken(fail_after: int) -> Any:
+    broken = _fake("broken", fail_after=fail_after)
     broken.loaded.set()
     with _app(_model("broken"), engines={"broken": broken}) as client:
         wait_for(lambda: client.get("/health").status_code == 200, timeout=5, what="ready")
-        response = client.post(
-            "/v1/chat/completions", json={**CHAT, "model": "broken", "stream": True}
-        )
+        return client.post("/v1/chat/completions", json={**CHAT, "model": "broken", "stream": True})
+
+
+def test_error_after_the_first_token_becomes_an_event_then_done() -> None:
+    response = _stream_from_broken(fail_after=2)
     assert response.status_code == 200
     events = _events(response.text)
     assert events[-1] == "[DONE]"
@@ -87,13 +89,7 @@ def test_error_after_the_first_token_becomes_an_event_then_done() -> None:
 
 
 def test_error_before_the_first_token_is_a_status_not_a_stream() -> None:
-    broken = _fake("broken", fail_after=0)
-    broken.loaded.set()
-    with _app(_model("broken"), engines={"broken": broken}) as client:
-        wait_for(lambda: client.get("/health").status_code == 200, timeout=5, what="ready")
-        response = client.post(
-            "/v1/chat/completions", json={**CHAT, "model": "broken", "stream": True}
-        )
+    response = _stream_from_broken(fail_after=0)
     assert response.status_code == 502
     assert response.json()["error"]["code"] == "upstream_error"
 

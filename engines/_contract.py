@@ -150,6 +150,8 @@ class Engine(Protocol):
     """
 
     options_type: ClassVar[type[msgspec.Struct]]
+    # Deployment keys this engine cannot work without ("path", "url", "model").
+    requires: ClassVar[tuple[str, ...]]
 
     async def start(self) -> None:
         """Load or connect. A failure leaves the engine FAILED; it must not raise."""

@@ -1,4 +1,4 @@
-"""Roundhouse: an OpenAI- and Ollama-compatible gateway for open models."""
+"""Roundhouse: a gateway that serves open models over the OpenAI API."""
 
 from .app import create_app
 from .settings import Settings

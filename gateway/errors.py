@@ -38,7 +38,7 @@ _TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",
     403: "permission_error",
-    404: "not_found_error",
+    404: "invalid_request_error",
     405: "invalid_request_error",
     413: "invalid_request_error",
     429: "rate_limit_error",
@@ -128,16 +128,19 @@ def _engine_error(_: Request[Any, Any, Any], exc: EngineError) -> Response[bytes
 
 def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
     status = exc.status_code
+    code: str | None = None
     if status == 404:
-        message = f"no route for {request.method} {request.url.path}"
+        message, code = f"no route for {request.method} {request.url.path}", "unknown_route"
     elif status == 405:
         message = f"method {request.method} is not allowed on {request.url.path}"
+        code = "method_not_allowed"
     elif status == 413:
         message = "the request body is larger than this server accepts (ROUNDHOUSE_MAX_BODY_BYTES)"
+        code = "request_too_large"
     else:
         message = exc.detail
     headers = dict(exc.headers or {})
-    return _respond(APIError(status, message, code=None, headers=headers))
+    return _respond(APIError(status, message, code=code, headers=headers))
 
 
 def _client_gone(request: Request[Any, Any, Any], _: Exception) -> Response[bytes]:

@@ -38,6 +38,7 @@ class FakeOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 
 class FakeEngine:
     options_type: ClassVar[type[msgspec.Struct]] = FakeOptions
+    requires: ClassVar[tuple[str, ...]] = ()
     n_ctx = 512
 
     def __init__(

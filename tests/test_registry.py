@@ -99,15 +99,16 @@ def test_env_interpolation() -> None:
         ("models:\n  - name: a\n    deployments: []\n", 2, "models[0]", "at least one deployment"),
         ("models:\n  - deployments: []\n", 2, "models[0].name", "missing required field"),
         (
-            "models:\n  - name: a\n    deployments: [{engine: llamacpp}]\n"
+            "models:\n  - name: a\n    deployments: [{engine: llamacpp, path: x}]\n"
             "  - name: b\n    aliases: [a]\n"
-            "    deployments: [{engine: llamacpp}]\n",
+            "    deployments: [{engine: llamacpp, path: x}]\n",
             5,
             "models[1].aliases[0]",
             "'a' is already used at models[0].name",
         ),
         (
-            "models:\n  - name: a\n    fallbacks: [zzz]\n    deployments: [{engine: llamacpp}]\n",
+            "models:\n  - name: a\n    fallbacks: [zzz]\n"
+            "    deployments: [{engine: llamacpp, path: x}]\n",
             3,
             "models[0].fallbacks[0]",
             "'zzz' is not another model",
@@ -120,6 +121,26 @@ def test_env_interpolation() -> None:
             "max_queue must be >= 0",
         ),
         ("models:\n  - name: ${MISSING}\n", 2, "MISSING", "environment variable is not set"),
+        (
+            "models:\n  - name: a\n    deployments:\n      - engine: llamacpp\n",
+            4,
+            "models[0].deployments[0]",
+            "the llamacpp engine needs `path`",
+        ),
+        (
+            "models:\n  - name: a\n    aliases: [b]\n    fallbacks: [b]\n"
+            "    deployments: [{engine: llamacpp, path: x}]\n",
+            4,
+            "models[0].fallbacks[0]",
+            "'b' is not another model",
+        ),
+        (
+            "models:\n  - name: a\n    defaults: {temperature: 9}\n"
+            "    deployments: [{engine: llamacpp, path: x}]\n",
+            3,
+            "models[0].defaults.temperature",
+            "<= 2.0",
+        ),
         ("models: [\n", 2, None, "invalid YAML"),
         ("- just\n- a list\n", 1, None, "must be a mapping"),
     ],
@@ -133,6 +154,14 @@ def test_errors_name_file_line_and_key(
     assert error.key == key
     assert fragment in error.message
     assert str(error).startswith(f"r.yaml:{line}: ")
+
+
+def test_comments_are_not_interpolated() -> None:
+    text = (
+        "# set ${UNSET_THING} to taste\n"
+        "models:\n  - name: a\n    deployments: [{engine: llamacpp, path: x}]\n"
+    )
+    assert parse_registry(text, base=Path("/x"), env={}).names() == ["a"]
 
 
 def test_the_shipped_configs_load() -> None:

@@ -61,6 +61,7 @@ class LlamaCppEngine:
     """
 
     options_type: ClassVar[type[msgspec.Struct]] = LlamaCppOptions
+    requires: ClassVar[tuple[str, ...]] = ("path",)
 
     def __init__(self, spec: EngineSpec) -> None:
         if spec.path is None:
@@ -134,7 +135,9 @@ class LlamaCppEngine:
 
     def _admit(self) -> _Job:
         with self._lock:
-            if self._waiting >= self._options.max_queue and self._running:
+            # Capacity is the running request plus max_queue waiting ones, counted
+            # whether or not the worker has picked the running one up yet.
+            if self._waiting + self._running > self._options.max_queue:
                 retry = max(1, math.ceil(self._mean_seconds * (self._waiting + 1)))
                 raise Overloaded(
                     f"model {self._spec.name} has {self._waiting} requests waiting "

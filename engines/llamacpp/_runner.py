@@ -172,7 +172,10 @@ class ModelRunner:
         room = self.n_ctx - n_prompt
         if room < 1 or (request.max_tokens is not None and request.max_tokens > room):
             raise ContextLengthExceeded(
-                prompt_tokens=n_prompt, max_tokens=request.max_tokens, n_ctx=self.n_ctx
+                prompt_tokens=n_prompt,
+                max_tokens=request.max_tokens,
+                n_ctx=self.n_ctx,
+                param="messages" if request.messages is not None else "prompt",
             )
         if request.max_tokens is not None:
             max_tokens = request.max_tokens

@@ -14,6 +14,14 @@ import msgspec
 from engines import ChatMessage, GenerateRequest, ResponseFormat
 
 from ..errors import APIError
+from ..sampling import (
+    Penalty,
+    PositiveInt,
+    Probability,
+    RepetitionPenalty,
+    Temperature,
+    TopK,
+)
 
 __all__ = [
     "ChatRequest",
@@ -21,11 +29,6 @@ __all__ = [
     "EmbeddingRequest",
     "decode_body",
 ]
-
-Temperature = Annotated[float, msgspec.Meta(ge=0.0, le=2.0)]
-Probability = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
-Penalty = Annotated[float, msgspec.Meta(ge=-2.0, le=2.0)]
-PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
 
 
 class ContentPart(msgspec.Struct, kw_only=True):
@@ -61,13 +64,13 @@ class _Sampling(msgspec.Struct, kw_only=True):
     max_tokens: PositiveInt | None = None
     temperature: Temperature | None = None
     top_p: Probability | None = None
-    top_k: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    top_k: TopK | None = None
     min_p: Probability | None = None
     stop: str | list[str] | None = None
     seed: int | None = None
     frequency_penalty: Penalty | None = None
     presence_penalty: Penalty | None = None
-    repetition_penalty: Annotated[float, msgspec.Meta(gt=0.0)] | None = None
+    repetition_penalty: RepetitionPenalty | None = None
     n: Annotated[int, msgspec.Meta(ge=1, le=1)] = 1
     response_format: ResponseFormatIn | None = None
 

@@ -58,7 +58,8 @@ def _interpolate(text: str, file: str, env: Mapping[str, str]) -> str:
                 return default
             return value
 
-        out.append(_ENV.sub(substitute, line))
+        # Whole-line comments are left alone: a ${VAR} there documents, it does not demand.
+        out.append(line if line.lstrip().startswith("#") else _ENV.sub(substitute, line))
     return "".join(out)
 
 
@@ -165,7 +166,7 @@ def _check(registry: Registry, reader: _Reader, base: Path) -> Registry:
     models: list[ModelSpec] = []
     for i, model in enumerate(registry.models):
         for k, fallback in enumerate(model.fallbacks):
-            if fallback == model.name or fallback not in seen:
+            if fallback not in seen or seen[fallback][1] == i:
                 raise reader.error(
                     ["models", i, "fallbacks", k],
                     f"{fallback!r} is not another model of this registry",
@@ -181,6 +182,12 @@ def _check(registry: Registry, reader: _Reader, base: Path) -> Registry:
                     f"deployment name {name!r} is used twice",
                 )
             deployment_names.add(name)
+            for key in engine_class(dep.engine).requires:
+                if getattr(dep, key) is None:
+                    raise reader.error(
+                        ["models", i, "deployments", j],
+                        f"the {dep.engine} engine needs `{key}` in this deployment",
+                    )
             path = dep.path
             if path is not None and not Path(path).is_absolute():
                 path = str((base / path).resolve())

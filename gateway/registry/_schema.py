@@ -6,6 +6,15 @@ from typing import Any
 
 import msgspec
 
+from ..sampling import (
+    Penalty,
+    PositiveInt,
+    Probability,
+    RepetitionPenalty,
+    Temperature,
+    TopK,
+)
+
 __all__ = ["Defaults", "Deployment", "Limits", "ModelSpec", "Registry"]
 
 
@@ -16,26 +25,22 @@ class _Strict(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
 class Defaults(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Sampling values applied when a request leaves them out."""
 
-    temperature: float | None = None
-    top_p: float | None = None
-    top_k: int | None = None
-    min_p: float | None = None
-    max_tokens: int | None = None
+    temperature: Temperature | None = None
+    top_p: Probability | None = None
+    top_k: TopK | None = None
+    min_p: Probability | None = None
+    max_tokens: PositiveInt | None = None
     stop: tuple[str, ...] | None = None
     seed: int | None = None
-    frequency_penalty: float | None = None
-    presence_penalty: float | None = None
-    repetition_penalty: float | None = None
+    frequency_penalty: Penalty | None = None
+    presence_penalty: Penalty | None = None
+    repetition_penalty: RepetitionPenalty | None = None
 
 
 class Limits(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Bounds a request may not exceed; past them it gets 400."""
 
-    max_tokens: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.max_tokens is not None and self.max_tokens < 1:
-            raise ValueError("max_tokens must be >= 1")
+    max_tokens: PositiveInt | None = None
 
 
 class Deployment(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -25,6 +25,8 @@ ENTRY_POINT_GROUP = "roundhouse.engines"
 
 _BUILTIN: dict[str, str] = {
     "llamacpp": "engines.llamacpp:LlamaCppEngine",
+    "openai": "engines.upstream:UpstreamEngine",
+    "vllm": "engines.vllm:VllmEngine",
 }
 
 

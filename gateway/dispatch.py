@@ -1,58 +1,72 @@
-"""From a model name to a running engine: resolution, deployment choice, policy.
+"""From a model name to a running engine: resolution, routing, retries, fallbacks.
 
 The ``Dispatcher`` owns every engine built from the registry; the app's lifespan
-starts and closes it.
+starts and closes it. A request that fails before its first token is tried again
+on the next usable deployment (its model's, then its fallbacks'); once a byte has
+gone to the client it is never retried.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import AsyncGenerator, Awaitable, Mapping
-from contextlib import aclosing
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from typing import TypeVar
 
-import msgspec
+import stamina
 from litestar.types import Receive
 
 from engines import (
+    Embeddings,
+    EmbedRequest,
     Engine,
     EngineError,
     EngineSpec,
-    Finish,
+    EngineUnavailable,
     GenerateRequest,
     Health,
-    State,
+    Overloaded,
     StreamItem,
-    TextDelta,
+    UpstreamTimeout,
     build_engine,
 )
 
-from .errors import APIError, ClientDisconnected, from_engine_error
+from .errors import APIError, from_engine_error
+from .generation import Started, unless_disconnected
 from .registry import Deployment, ModelSpec, Registry
+from .routing import Lease, Route, Router, is_retryable
 
-__all__ = ["Dispatcher", "Route", "Started", "apply_policy"]
+__all__ = ["Dispatcher"]
 
 log = logging.getLogger("roundhouse.gateway")
 
 T = TypeVar("T")
 
 
-def pick(value: T | None, default: T | None) -> T | None:
-    return default if value is None else value
+class _Retry(Exception):
+    """One failed attempt that routing may try again after ``wait`` seconds."""
+
+    def __init__(self, error: EngineError, wait: float) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.wait = wait
 
 
-class Route(msgspec.Struct, frozen=True, kw_only=True):
-    model: ModelSpec
-    deployment: Deployment
-    engine: Engine
+def _backoff(exc: Exception) -> bool | float:
+    return exc.wait if isinstance(exc, _Retry) else False
 
 
 class Dispatcher:
-    def __init__(self, registry: Registry, engines: Mapping[str, Engine]) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        engines: Mapping[str, Engine],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.registry = registry
+        self.router = Router(registry.routing, clock)
         self._engines = dict(engines)
         self._by_name: dict[str, ModelSpec] = {}
         for model in registry.models:
@@ -102,140 +116,115 @@ class Dispatcher:
             )
         return model
 
-    def route(self, name: str) -> Route:
-        """The first ready deployment of the model, else of its fallbacks in order.
+    def _groups(self, model: ModelSpec) -> list[list[Route]]:
+        return [
+            [Route(model=m, deployment=d, engine=self.engine(d)) for d in m.deployments]
+            for m in (model, *(self.resolve(f) for f in model.fallbacks))
+        ]
 
-        With none ready, the model's first deployment is returned, and its engine
-        explains why it cannot serve (loading, failed) when asked.
-        """
-        model = self.resolve(name)
-        for candidate in (model, *(self.resolve(f) for f in model.fallbacks)):
-            for dep in candidate.deployments:
-                engine = self.engine(dep)
-                if engine.health().state is State.READY:
-                    return Route(model=candidate, deployment=dep, engine=engine)
+    def _unavailable(self, model: ModelSpec) -> EngineError:
+        """Why nothing can serve ``model`` right now, in the words of its first deployment."""
         first = model.deployments[0]
-        return Route(model=model, deployment=first, engine=self.engine(first))
+        health = self.engine(first).health()
+        if first.name is not None and self.router.cooling(first.name):
+            return EngineUnavailable(
+                f"every deployment of {model.name!r} is cooling down after repeated failures"
+            )
+        reason = f": {health.message}" if health.message else ""
+        return EngineUnavailable(f"model {model.name!r} is {health.state.value}{reason}")
 
-
-async def _disconnected(receive: Receive) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
-
-
-async def _unless_disconnected(receive: Receive, work: Awaitable[T]) -> T:
-    """Await ``work``, cancelling it if the client disconnects first.
-
-    Without this, a queued or non-streamed request whose client has left would
-    still run to its last token and hold the model from everyone behind it.
-    """
-    task = asyncio.ensure_future(work)
-    watcher = asyncio.ensure_future(_disconnected(receive))
-    try:
-        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        watcher.cancel()
-        if not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, EngineError, APIError):
-                await task
-    if task.cancelled():
-        raise ClientDisconnected
-    return task.result()
-
-
-class Started:
-    """A generation whose first item has arrived: from here on, bytes may be sent.
-
-    Errors before the first item surface as ``APIError`` from ``start``, so that
-    the client gets a proper status instead of a broken stream.
-    """
-
-    def __init__(self, first: StreamItem, rest: AsyncGenerator[StreamItem, None]) -> None:
-        self._first: StreamItem | None = first
-        self._rest = rest
-
-    @classmethod
-    async def start(cls, route: Route, request: GenerateRequest, receive: Receive) -> Started:
-        stream = route.engine.generate(request)
+    async def _attempts(
+        self, name: str, run: Callable[[Route, Lease], Awaitable[T]]
+    ) -> tuple[Route, T, int]:
+        """Run ``run`` on the best deployment, moving on while failures are retryable."""
+        model = self.resolve(name)
+        groups = self._groups(model)
+        routing = self.registry.routing
+        tried: set[str] = set()
+        count = 0
         try:
-            first = await _unless_disconnected(receive, anext(stream))
-        except EngineError as exc:
-            raise from_engine_error(exc) from None
-        except StopAsyncIteration:
-            raise APIError(
-                500, "the engine ended without a result", code="internal_error"
-            ) from None
-        except BaseException:
-            await stream.aclose()
-            raise
-        return cls(first, stream)
+            for attempt in stamina.retry_context(
+                on=_backoff,
+                attempts=routing.attempts,
+                timeout=None,
+                wait_initial=0.05,
+                wait_max=routing.max_retry_wait,
+                wait_jitter=0.0,
+            ):
+                with attempt:
+                    route = next(self.router.order(groups, tried), None)
+                    if route is None:
+                        raise from_engine_error(self._unavailable(model))
+                    count += 1
+                    lease = self.router.acquire(route)
+                    try:
+                        result = await run(route, lease)
+                    except EngineError as exc:
+                        lease.release(exc)
+                        if not is_retryable(exc):
+                            raise from_engine_error(exc) from None
+                        assert route.deployment.name is not None
+                        tried.add(route.deployment.name)
+                        log.warning("deployment %s failed: %s", route.deployment.name, exc)
+                        raise self._retry(exc, groups, tried, routing.max_retry_wait) from None
+                    except BaseException:
+                        lease.release(None, conclusive=False)
+                        raise
+                    return route, result, count
+        except _Retry as exc:
+            raise from_engine_error(exc.error) from None
+        raise AssertionError("unreachable: stamina re-raises the last failure")
 
-    async def items(self) -> AsyncGenerator[StreamItem, None]:
-        """Every item, the first included; closing this closes the engine stream."""
-        async with aclosing(self._rest) as rest:
-            if self._first is not None:
-                first, self._first = self._first, None
-                yield first
-                if isinstance(first, Finish):
-                    return
-            async for item in rest:
-                yield item
+    def _retry(
+        self, error: EngineError, groups: list[list[Route]], tried: set[str], max_wait: float
+    ) -> _Retry:
+        if next(self.router.order(groups, tried), None) is not None:
+            return _Retry(error, 0.0)  # another deployment is ready: go at once
+        if isinstance(error, Overloaded) and error.retry_after <= max_wait:
+            tried.clear()  # everyone is busy: wait as asked, then try them again
+            return _Retry(error, float(error.retry_after))
+        raise from_engine_error(error)
 
-    async def collect(self, receive: Receive) -> tuple[str, Finish]:
-        """The whole answer, for non-streamed responses: the same stream as streaming."""
-        return await _unless_disconnected(receive, self._collect())
+    async def generate(
+        self, name: str, build: Callable[[ModelSpec], GenerateRequest], receive: Receive
+    ) -> Started:
+        """Start a generation: returns once its first item is in hand."""
 
-    async def _collect(self) -> tuple[str, Finish]:
-        parts: list[str] = []
-        try:
-            async for item in self.items():
-                if isinstance(item, TextDelta):
-                    parts.append(item.text)
-                else:
-                    return "".join(parts), item
-        except EngineError as exc:
-            raise from_engine_error(exc) from None
-        raise APIError(500, "the engine stream ended without a finish", code="internal_error")
+        async def first_item(route: Route, lease: Lease) -> Started:
+            timeouts = route.deployment.timeouts
+            loop = asyncio.get_running_loop()
+            deadline = None if timeouts.total is None else loop.time() + timeouts.total
+            stream: AsyncGenerator[StreamItem, None] = route.engine.generate(build(route.model))
+            try:
+                async with asyncio.timeout(timeouts.first_token):
+                    first = await anext(stream)
+            except TimeoutError:
+                await stream.aclose()
+                raise UpstreamTimeout(
+                    f"{route.deployment.name} sent no first token within {timeouts.first_token}s"
+                ) from None
+            except StopAsyncIteration:
+                raise APIError(
+                    500, "the engine ended without a result", code="internal_error"
+                ) from None
+            except BaseException:
+                await stream.aclose()
+                raise
+            return Started(
+                route=route, first=first, rest=stream, lease=lease, deadline=deadline, attempts=0
+            )
 
+        _, started, count = await unless_disconnected(receive, self._attempts(name, first_item))
+        started.attempts = count
+        return started
 
-def apply_policy(
-    model: ModelSpec, request: GenerateRequest, *, default_max_tokens: int | None = None
-) -> GenerateRequest:
-    """Fill what the client left out from the model's defaults; enforce its limits.
+    async def embed(
+        self, name: str, request: EmbedRequest, receive: Receive
+    ) -> tuple[Route, Embeddings]:
+        async def run(route: Route, lease: Lease) -> Embeddings:
+            result = await route.engine.embed(request)
+            lease.release(None)
+            return result
 
-    A client's own ``max_tokens`` is binding (too large for the context is a 400);
-    a default or a limit is only a ceiling on a request that named none.
-    """
-    defaults, limits = model.defaults, model.limits
-    if (
-        limits.max_tokens is not None
-        and request.max_tokens is not None
-        and request.max_tokens > limits.max_tokens
-    ):
-        raise APIError(
-            400,
-            f"max_tokens is {request.max_tokens}, but model {model.name!r} allows at most "
-            f"{limits.max_tokens}",
-            param="max_tokens",
-            code="invalid_value",
-        )
-    soft = defaults.max_tokens if defaults.max_tokens is not None else default_max_tokens
-    ceilings = [c for c in (soft, limits.max_tokens) if c is not None]
-    budget = request.token_budget
-    if request.max_tokens is None and ceilings:
-        budget = min(ceilings) if budget is None else min(budget, *ceilings)
-
-    return msgspec.structs.replace(
-        request,
-        token_budget=budget,
-        temperature=pick(request.temperature, defaults.temperature),
-        top_p=pick(request.top_p, defaults.top_p),
-        top_k=pick(request.top_k, defaults.top_k),
-        min_p=pick(request.min_p, defaults.min_p),
-        stop=request.stop or defaults.stop or (),
-        seed=pick(request.seed, defaults.seed),
-        frequency_penalty=pick(request.frequency_penalty, defaults.frequency_penalty),
-        presence_penalty=pick(request.presence_penalty, defaults.presence_penalty),
-        repetition_penalty=pick(request.repetition_penalty, defaults.repetition_penalty),
-    )
+        route, result, _ = await unless_disconnected(receive, self._attempts(name, run))
+        return route, result

@@ -8,6 +8,7 @@ errors mid-stream, loading states, fallbacks) can be tested without a model.
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncGenerator
 from typing import ClassVar
 
@@ -32,6 +33,12 @@ from engines import (
 )
 
 
+async def _until(event: threading.Event) -> None:
+    # Polls so that the wait stays cancellable from the event loop.
+    while not event.is_set():  # noqa: ASYNC110 - the setter is another thread
+        await asyncio.sleep(0.005)
+
+
 class FakeOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     pass
 
@@ -48,18 +55,28 @@ class FakeEngine:
         answer: str = " ".join(f"word{i}" for i in range(300)),
         fail_after: int | None = None,
         fail_start: str | None = None,
+        failures: list[EngineError] | None = None,
+        hold: threading.Event | None = None,
+        stall_after: int | None = None,
     ) -> None:
         self.spec = spec
         self.answer = answer.split(" ")
         self.fail_after = fail_after
         self.fail_start = fail_start
-        self.loaded = asyncio.Event()
+        # Raised, one per request, before the first item.
+        self.failures = list(failures or [])
+        # When given, no request sends its first item until it is set.
+        self.hold = hold
+        # After this many items, the stream goes silent (to test total timeouts).
+        self.stall_after = stall_after
+        # threading.Event: tests set it from their own thread, the app runs in another.
+        self.loaded = threading.Event()
         self.state = State.LOADING
         self.in_flight = 0
         self.requests: list[GenerateRequest] = []
 
     async def start(self) -> None:
-        await self.loaded.wait()
+        await _until(self.loaded)
         self.state = State.FAILED if self.fail_start else State.READY
 
     async def close(self) -> None:
@@ -89,9 +106,15 @@ class FakeEngine:
         words = self.answer[:budget]
         self.in_flight += 1
         try:
+            if self.failures:
+                raise self.failures.pop(0)
+            if self.hold is not None:
+                await _until(self.hold)
             for i, word in enumerate(words):
                 if self.fail_after is not None and i == self.fail_after:
                     raise UpstreamError("the fake upstream broke mid-stream")
+                if self.stall_after is not None and i == self.stall_after:
+                    await _until(threading.Event())
                 await asyncio.sleep(0)
                 yield TextDelta(text=word if i == 0 else f" {word}")
             yield Finish(

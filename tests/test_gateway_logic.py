@@ -14,8 +14,9 @@ from litestar.testing import TestClient
 
 from engines import EngineSpec, GenerateRequest
 from gateway import Settings, create_app
-from gateway.dispatch import Dispatcher, apply_policy
+from gateway.dispatch import Dispatcher
 from gateway.errors import APIError
+from gateway.policy import apply_policy
 from gateway.registry import Defaults, Deployment, Limits, ModelSpec, Registry
 
 from .fakes import FakeEngine

@@ -12,10 +12,19 @@ from litestar.response import Stream
 
 from engines import EngineError, FinishReason, TextDelta, Usage
 
-from ..dispatch import Route, Started
 from ..errors import error_body, from_engine_error
+from ..generation import Started
+from ..routing import Route
 
-__all__ = ["Frames", "created", "deployment_headers", "new_id", "sse_response", "usage_body"]
+__all__ = [
+    "Frames",
+    "created",
+    "new_id",
+    "response_headers",
+    "route_headers",
+    "sse_response",
+    "usage_body",
+]
 
 _encode = msgspec.json.Encoder().encode
 _DONE = b"data: [DONE]\n\n"
@@ -67,21 +76,29 @@ async def _events(started: Started, frames: Frames, include_usage: bool) -> Asyn
     yield _DONE
 
 
-def sse_response(started: Started, frames: Frames, include_usage: bool, route: Route) -> Stream:
+def sse_response(started: Started, frames: Frames, include_usage: bool) -> Stream:
     return Stream(
         _events(started, frames, include_usage),
         media_type="text/event-stream",
         headers={
             "Cache-Control": "no-cache",
             "X-Accel-Buffering": "no",
-            **deployment_headers(route),
+            **route_headers(started.route),
+            "X-Roundhouse-Attempts": str(started.attempts),
         },
     )
 
 
-def deployment_headers(route: Route) -> dict[str, str]:
+def route_headers(route: Route) -> dict[str, str]:
     assert route.deployment.name is not None
     return {"X-Roundhouse-Deployment": route.deployment.name}
+
+
+def response_headers(started: Started, usage: Usage) -> dict[str, str]:
+    headers = {**route_headers(started.route), "X-Roundhouse-Attempts": str(started.attempts)}
+    if getattr(usage, "estimated", False):
+        headers["X-Roundhouse-Usage"] = "estimated"
+    return headers
 
 
 def created() -> int:

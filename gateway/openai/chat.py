@@ -8,10 +8,12 @@ import msgspec
 from litestar import Request, Response, post
 from litestar.di import NamedDependency
 
-from engines import FinishReason, Usage
+from engines import FinishReason, GenerateRequest, Usage
 
-from ..dispatch import Dispatcher, Started, apply_policy
-from ._stream import created, deployment_headers, new_id, sse_response, usage_body
+from ..dispatch import Dispatcher
+from ..policy import apply_policy
+from ..registry import ModelSpec
+from ._stream import created, new_id, response_headers, sse_response, usage_body
 from ._wire import ChatRequest, decode_body
 
 __all__ = ["create_chat_completion"]
@@ -54,24 +56,23 @@ async def create_chat_completion(
     request: Request[Any, Any, Any], dispatcher: NamedDependency[Dispatcher]
 ) -> Response[Any]:
     body = decode_body(await request.body(), _decoder)
-    route = dispatcher.route(body.model)
-    generate = apply_policy(
-        route.model,
-        body.generate_request(
-            messages=body.chat_messages(),
-            max_tokens=body.max_completion_tokens or body.max_tokens,
-        ),
-    )
-    started = await Started.start(route, generate, request.receive)
+    messages = body.chat_messages()
+    max_tokens = body.max_completion_tokens or body.max_tokens
+
+    def build(model: ModelSpec) -> GenerateRequest:
+        return apply_policy(model, body.generate_request(messages=messages, max_tokens=max_tokens))
+
+    started = await dispatcher.generate(body.model, build, request.receive)
+    model = started.route.model.name
     if body.stream:
-        frames = _ChatFrames(route.model.name, body.include_usage)
-        return sse_response(started, frames, body.include_usage, route)
+        frames = _ChatFrames(model, body.include_usage)
+        return sse_response(started, frames, body.include_usage)
     text, finish = await started.collect(request.receive)
     payload = {
         "id": new_id("chatcmpl"),
         "object": "chat.completion",
         "created": created(),
-        "model": route.model.name,
+        "model": model,
         "system_fingerprint": None,
         "choices": [
             {
@@ -84,5 +85,7 @@ async def create_chat_completion(
         "usage": usage_body(finish.usage),
     }
     return Response(
-        content=_encode(payload), media_type="application/json", headers=deployment_headers(route)
+        content=_encode(payload),
+        media_type="application/json",
+        headers=response_headers(started, finish.usage),
     )

@@ -8,10 +8,12 @@ import msgspec
 from litestar import Request, Response, post
 from litestar.di import NamedDependency
 
-from engines import FinishReason, Usage
+from engines import FinishReason, GenerateRequest, Usage
 
-from ..dispatch import Dispatcher, Started, apply_policy
-from ._stream import created, deployment_headers, new_id, sse_response, usage_body
+from ..dispatch import Dispatcher
+from ..policy import apply_policy
+from ..registry import ModelSpec
+from ._stream import created, new_id, response_headers, sse_response, usage_body
 from ._wire import CompletionRequest, decode_body
 
 __all__ = ["create_completion"]
@@ -58,23 +60,26 @@ async def create_completion(
 ) -> Response[Any]:
     body = decode_body(await request.body(), _decoder)
     prompt = body.prompt_text()
-    route = dispatcher.route(body.model)
-    generate = apply_policy(
-        route.model,
-        body.generate_request(prompt=prompt, max_tokens=body.max_tokens),
-        default_max_tokens=_DEFAULT_MAX_TOKENS,
-    )
-    started = await Started.start(route, generate, request.receive)
+
+    def build(model: ModelSpec) -> GenerateRequest:
+        return apply_policy(
+            model,
+            body.generate_request(prompt=prompt, max_tokens=body.max_tokens),
+            default_max_tokens=_DEFAULT_MAX_TOKENS,
+        )
+
+    started = await dispatcher.generate(body.model, build, request.receive)
+    model = started.route.model.name
     echo = prompt if body.echo else None
     if body.stream:
-        frames = _CompletionFrames(route.model.name, body.include_usage, echo)
-        return sse_response(started, frames, body.include_usage, route)
+        frames = _CompletionFrames(model, body.include_usage, echo)
+        return sse_response(started, frames, body.include_usage)
     text, finish = await started.collect(request.receive)
     payload = {
         "id": new_id("cmpl"),
         "object": "text_completion",
         "created": created(),
-        "model": route.model.name,
+        "model": model,
         "system_fingerprint": None,
         "choices": [
             {
@@ -87,5 +92,7 @@ async def create_completion(
         "usage": usage_body(finish.usage),
     }
     return Response(
-        content=_encode(payload), media_type="application/json", headers=deployment_headers(route)
+        content=_encode(payload),
+        media_type="application/json",
+        headers=response_headers(started, finish.usage),
     )

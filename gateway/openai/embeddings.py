@@ -10,11 +10,11 @@ import msgspec
 from litestar import Request, Response, post
 from litestar.di import NamedDependency
 
-from engines import EmbedRequest, EngineError
+from engines import EmbedRequest
 
 from ..dispatch import Dispatcher
-from ..errors import APIError, from_engine_error
-from ._stream import deployment_headers
+from ..errors import APIError
+from ._stream import route_headers
 from ._wire import EmbeddingRequest, decode_body
 
 __all__ = ["create_embeddings"]
@@ -43,11 +43,7 @@ async def create_embeddings(
             param="dimensions",
             code="unsupported",
         )
-    route = dispatcher.route(body.model)
-    try:
-        result = await route.engine.embed(EmbedRequest(inputs=inputs))
-    except EngineError as exc:
-        raise from_engine_error(exc) from None
+    route, result = await dispatcher.embed(body.model, EmbedRequest(inputs=inputs), request.receive)
     data = [
         {
             "object": "embedding",
@@ -63,5 +59,5 @@ async def create_embeddings(
         "usage": {"prompt_tokens": result.prompt_tokens, "total_tokens": result.prompt_tokens},
     }
     return Response(
-        content=_encode(payload), media_type="application/json", headers=deployment_headers(route)
+        content=_encode(payload), media_type="application/json", headers=route_headers(route)
     )

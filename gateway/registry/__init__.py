@@ -1,7 +1,7 @@
 """The YAML model registry: which model names exist and where each one runs."""
 
 from ._load import ConfigError, load_registry, parse_registry
-from ._schema import Defaults, Deployment, Limits, ModelSpec, Registry
+from ._schema import Defaults, Deployment, Limits, ModelSpec, Registry, Routing, Timeouts
 
 __all__ = [
     "ConfigError",
@@ -10,6 +10,8 @@ __all__ = [
     "Limits",
     "ModelSpec",
     "Registry",
+    "Routing",
+    "Timeouts",
     "load_registry",
     "parse_registry",
 ]

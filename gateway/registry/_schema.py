@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
@@ -15,7 +15,7 @@ from ..sampling import (
     TopK,
 )
 
-__all__ = ["Defaults", "Deployment", "Limits", "ModelSpec", "Registry"]
+__all__ = ["Defaults", "Deployment", "Limits", "ModelSpec", "Registry", "Routing", "Timeouts"]
 
 
 class _Strict(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -43,6 +43,31 @@ class Limits(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
     max_tokens: PositiveInt | None = None
 
 
+class Timeouts(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Deadlines the gateway enforces on any engine; past them the client gets 504.
+
+    Connecting is the engine's business (``connect_timeout`` of remote engines).
+    """
+
+    # Seconds from sending the request until its first token.
+    first_token: Annotated[float, msgspec.Meta(gt=0)] | None = None
+    # Seconds for the whole answer.
+    total: Annotated[float, msgspec.Meta(gt=0)] | None = None
+
+
+class Routing(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """How requests move between deployments and fallbacks when one fails."""
+
+    # Tries per request, over all deployments and fallbacks together.
+    attempts: PositiveInt = 3
+    # Consecutive failures after which a deployment cools down.
+    failures_before_cooldown: PositiveInt = 3
+    # Seconds a deployment rests before it gets a single trial request.
+    cooldown_seconds: Annotated[float, msgspec.Meta(ge=0)] = 30.0
+    # The longest a Retry-After from a full deployment is honoured before giving up.
+    max_retry_wait: Annotated[float, msgspec.Meta(ge=0)] = 10.0
+
+
 class Deployment(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """One place a model runs. Its engine's settings sit in a block named after it.
 
@@ -57,6 +82,7 @@ class Deployment(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True)
     url: str | None = None
     # The model's name upstream (a hub id, an Ollama tag).
     model: str | None = None
+    timeouts: Timeouts = Timeouts()
     options: Any = None
 
 
@@ -79,6 +105,7 @@ class ModelSpec(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
 
 class Registry(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
     models: tuple[ModelSpec, ...]
+    routing: Routing = Routing()
 
     def names(self) -> list[str]:
         return [m.name for m in self.models]

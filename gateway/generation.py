@@ -1,0 +1,115 @@
+"""A generation in progress, from its first item to its last, and client departures."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncGenerator, Awaitable
+from typing import TypeVar
+
+from litestar.types import Receive
+
+from engines import EngineError, Finish, StreamItem, TextDelta, UpstreamTimeout
+
+from .errors import APIError, ClientDisconnected, from_engine_error
+from .routing import Lease, Route
+
+__all__ = ["Started", "unless_disconnected"]
+
+T = TypeVar("T")
+
+
+async def _disconnected(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+async def unless_disconnected(receive: Receive, work: Awaitable[T]) -> T:
+    """Await ``work``, cancelling it if the client disconnects first.
+
+    Without this, a queued or non-streamed request whose client has left would
+    still run to its last token and hold the model from everyone behind it.
+    """
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(_disconnected(receive))
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, EngineError, APIError):
+                await task
+    if task.cancelled():
+        raise ClientDisconnected
+    return task.result()
+
+
+class Started:
+    """A generation whose first item has arrived: from here on, bytes may be sent.
+
+    It holds the deployment's lease until the stream ends, so that routing sees
+    the request in flight and learns whether it finished cleanly.
+    """
+
+    def __init__(
+        self,
+        *,
+        route: Route,
+        first: StreamItem,
+        rest: AsyncGenerator[StreamItem, None],
+        lease: Lease,
+        deadline: float | None,
+        attempts: int,
+    ) -> None:
+        self.route = route
+        self.attempts = attempts
+        self._first: StreamItem | None = first
+        self._rest = rest
+        self._lease = lease
+        self._deadline = deadline
+
+    async def items(self) -> AsyncGenerator[StreamItem, None]:
+        """Every item, the first included; closing this closes the engine stream."""
+        error: EngineError | None = None
+        try:
+            if self._first is not None:
+                first, self._first = self._first, None
+                yield first
+                if isinstance(first, Finish):
+                    return
+            while True:
+                try:
+                    # Only the wait for the engine is bounded, never the consumer.
+                    async with asyncio.timeout_at(self._deadline):
+                        item = await anext(self._rest)
+                except StopAsyncIteration:
+                    return
+                except TimeoutError:
+                    name = self.route.deployment.name
+                    raise UpstreamTimeout(
+                        f"{name} did not finish within its total timeout"
+                    ) from None
+                yield item
+        except EngineError as exc:
+            error = exc
+            raise
+        finally:
+            await self._rest.aclose()
+            self._lease.release(error)
+
+    async def collect(self, receive: Receive) -> tuple[str, Finish]:
+        """The whole answer, for non-streamed responses: the same stream as streaming."""
+        return await unless_disconnected(receive, self._collect())
+
+    async def _collect(self) -> tuple[str, Finish]:
+        parts: list[str] = []
+        try:
+            async for item in self.items():
+                if isinstance(item, TextDelta):
+                    parts.append(item.text)
+                else:
+                    return "".join(parts), item
+        except EngineError as exc:
+            raise from_engine_error(exc) from None
+        raise APIError(500, "the engine stream ended without a finish", code="internal_error")

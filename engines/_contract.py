@@ -37,6 +37,9 @@ FinishReason = Literal["stop", "length"]
 class Usage(msgspec.Struct, frozen=True, kw_only=True):
     prompt_tokens: int
     completion_tokens: int
+    # True when a count could not be measured and is a best guess (a remote engine
+    # that neither reports usage nor offers a tokenizer for the prompt it built).
+    estimated: bool = False
 
     @property
     def total_tokens(self) -> int:

@@ -7,6 +7,7 @@ import openai
 import pytest
 
 from .server import MODEL, Server
+from .upstream import Upstream
 
 REGISTRY = """
 models:
@@ -60,3 +61,18 @@ def client(server: Server) -> Iterator[openai.OpenAI]:
         base_url=f"{server.url}/v1", api_key="none", max_retries=0, timeout=120
     ) as c:
         yield c
+
+
+@pytest.fixture(scope="session")
+def upstream(model_path: Path) -> Iterator[Upstream]:
+    """A llama_cpp.server process shared by every test that needs an upstream."""
+    srv = Upstream(model_path)
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture(scope="session")
+def upstream_url(upstream: Upstream) -> str:
+    return upstream.url

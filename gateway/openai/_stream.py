@@ -34,12 +34,16 @@ def new_id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex}"
 
 
-def usage_body(usage: Usage) -> dict[str, int]:
-    return {
+def usage_body(usage: Usage) -> dict[str, int | bool]:
+    body: dict[str, int | bool] = {
         "prompt_tokens": usage.prompt_tokens,
         "completion_tokens": usage.completion_tokens,
         "total_tokens": usage.total_tokens,
     }
+    if usage.estimated:
+        # Streams have sent their headers already; the usage object says it instead.
+        body["estimated"] = True
+    return body
 
 
 class Frames(Protocol):
@@ -96,7 +100,7 @@ def route_headers(route: Route) -> dict[str, str]:
 
 def response_headers(started: Started, usage: Usage) -> dict[str, str]:
     headers = {**route_headers(started.route), "X-Roundhouse-Attempts": str(started.attempts)}
-    if getattr(usage, "estimated", False):
+    if usage.estimated:
         headers["X-Roundhouse-Usage"] = "estimated"
     return headers
 

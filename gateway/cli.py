@@ -5,14 +5,17 @@ from __future__ import annotations
 import argparse
 import errno
 import logging
+import shlex
 import socket
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from pydantic import ValidationError
+
+from engines import EngineSpec, engine_class
 
 from .dispatch import Dispatcher
 from .registry import ConfigError, Registry, load_registry
@@ -30,6 +33,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port; 0 picks a free one (ROUNDHOUSE_PORT)")
     check = sub.add_parser("check", help="validate a registry and show what it would serve")
     check.add_argument("file", type=Path)
+    check.add_argument(
+        "--commands",
+        action="store_true",
+        help="also print the command line of every server Roundhouse would launch",
+    )
     models = sub.add_parser("models", help="list model names, aliases and engines")
     models.add_argument("--config", type=Path, help="registry file (ROUNDHOUSE_CONFIG)")
     return parser
@@ -62,6 +70,38 @@ def _describe(registry: Registry) -> list[str]:
     return lines
 
 
+LaunchHook = Callable[[EngineSpec], tuple[list[str], dict[str, str]] | None]
+
+
+def _launch_lines(registry: Registry, file: Path) -> list[str]:
+    """Each launched server's command as one shell line, env additions first.
+
+    Engines that launch servers offer ``launch_command(spec)``; calling it also
+    checks what the registry's types alone cannot, such as vLLM's url-or-model.
+    """
+    lines = []
+    for i, model in enumerate(registry.models):
+        for j, dep in enumerate(model.deployments):
+            hook = getattr(engine_class(dep.engine), "launch_command", None)
+            if hook is None:
+                continue
+            assert dep.name is not None
+            spec = EngineSpec(
+                name=dep.name, path=dep.path, url=dep.url, model=dep.model, options=dep.options
+            )
+            try:
+                planned = cast(LaunchHook, hook)(spec)
+            except ValueError as exc:
+                raise ConfigError(
+                    str(file), None, f"models[{i}].deployments[{j}]", str(exc)
+                ) from None
+            if planned is not None:
+                argv, env = planned
+                assigns = [f"{key}={shlex.quote(value)}" for key, value in env.items()]
+                lines += [f"  {dep.name}:", f"    {' '.join([*assigns, shlex.join(argv)])}"]
+    return lines
+
+
 def _bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -86,6 +126,8 @@ def _serve(args: argparse.Namespace) -> int:
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     registry = load_registry(settings.config)
+    # The same checks as `check`, so a deployment that cannot launch fails here, not mid-start.
+    _launch_lines(registry, settings.config)
     try:
         sock = _bind(settings.host, settings.port)
     except OSError as exc:
@@ -132,8 +174,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(args)
         if args.command == "check":
             registry = load_registry(args.file)
+            launches = _launch_lines(registry, args.file)
             print(f"{args.file}: OK, {len(registry.models)} model(s)")
             print("\n".join(_describe(registry)))
+            if args.commands:
+                print("launch commands:" if launches else "launch commands: none")
+                if launches:
+                    print("\n".join(launches))
             return 0
         registry = load_registry(_settings(args).config)
     except ConfigError as exc:

@@ -26,7 +26,9 @@ def health(dispatcher: NamedDependency[Dispatcher]) -> Response[dict[str, Any]]:
         }
         for name, h in states.items()
     }
-    if any(h.state is State.LOADING for h in states.values()):
+    # Only the first load makes the whole gateway "loading": later a restarting
+    # deployment must not take healthy models out of a load balancer's rotation.
+    if dispatcher.load_seconds is None:
         return Response({"status": "loading model", "deployments": deployments}, status_code=503)
     if any(h.state is State.READY for h in states.values()):
         return Response({"status": "ok", "deployments": deployments}, status_code=200)

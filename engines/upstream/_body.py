@@ -10,7 +10,10 @@ from .._contract import FinishReason, GenerateRequest, Usage
 from .._errors import UpstreamError
 from ._failures import error_message
 
-__all__ = ["ChunkReader", "generate_body", "normalise_url"]
+__all__ = ["JSON_HEADERS", "ChunkReader", "generate_body", "normalise_url"]
+
+# Bodies are encoded once with msgspec and sent as bytes with this header.
+JSON_HEADERS = {"content-type": "application/json"}
 
 # Sampling fields whose names and meaning are the same in the contract and upstream.
 # top_k, min_p and repetition_penalty are not OpenAI's, but vLLM, llama-server and

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import urllib.request
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from contextlib import aclosing
 from typing import Any, ClassVar, cast
@@ -25,10 +26,11 @@ from .._contract import (
     TextDelta,
 )
 from .._errors import EngineUnavailable, UpstreamError
-from ._body import ChunkReader, generate_body, normalise_url
+from ._body import JSON_HEADERS, ChunkReader, generate_body, normalise_url
 from ._failures import status_error, translate_errors
 from ._options import UpstreamOptions
 from ._sse import SSEDecoder
+from ._transport import PlainHTTPTransport, body_complete
 from ._usage import TokenCounter, estimate_tokens, settle_usage
 
 __all__ = ["UpstreamEngine"]
@@ -76,6 +78,12 @@ class UpstreamEngine:
         headers = dict(self._options.headers)
         if self._options.api_key is not None:
             headers["Authorization"] = f"Bearer {self._options.api_key}"
+        # httpcore's pool costs more CPU than the rest of a request; plain HTTP gets
+        # the lean transport. HTTPS, and any setup where httpx would route through a
+        # proxy from the environment, keeps httpx's own.
+        transport = None
+        if self.url.partition("://")[0].lower() == "http" and not _env_proxy():
+            transport = PlainHTTPTransport(max_connections=self._options.max_connections)
         return httpx.AsyncClient(
             base_url=self.url,
             headers=headers,
@@ -84,6 +92,7 @@ class UpstreamEngine:
                 max_connections=self._options.max_connections,
                 max_keepalive_connections=self._options.max_connections,
             ),
+            transport=transport,
         )
 
     async def start(self) -> None:
@@ -150,7 +159,9 @@ class UpstreamEngine:
             # is how the upstream learns to stop generating.
             async with (
                 translate_errors(self.url),
-                client.stream("POST", path, json=body) as response,
+                client.stream(
+                    "POST", path, content=msgspec.json.encode(body), headers=JSON_HEADERS
+                ) as response,
             ):
                 if response.status_code != 200:
                     raw = await response.aread()
@@ -169,7 +180,8 @@ class UpstreamEngine:
                     else:
                         for text in _texts(reader, decoder.close()):
                             yield TextDelta(text=text)
-                    if reader.done:
+                    # When the whole body is already in, there is nothing to wait for.
+                    if reader.done and not body_complete(response):
                         await _drain(chunks)
             if not reader.done:
                 raise UpstreamError("upstream stream ended without [DONE]")
@@ -195,7 +207,9 @@ class UpstreamEngine:
         self._in_flight += 1
         try:
             async with translate_errors(self.url):
-                response = await client.post("/v1/embeddings", json=body)
+                response = await client.post(
+                    "/v1/embeddings", content=msgspec.json.encode(body), headers=JSON_HEADERS
+                )
                 raw = await response.aread()
             if response.status_code != 200:
                 raise status_error(response, raw, model=self.model, param="input")
@@ -213,6 +227,12 @@ class UpstreamEngine:
             # Embeddings carry no "estimated" flag; the guess is the best there is.
             total += counted if counted is not None else estimate_tokens(text)
         return total
+
+
+def _env_proxy() -> bool:
+    """Whether httpx (trust_env) would send plain-HTTP requests through a proxy."""
+    proxies = urllib.request.getproxies()
+    return "http" in proxies or "all" in proxies
 
 
 def _texts(reader: ChunkReader, events: list[str]) -> Iterator[str]:

@@ -13,8 +13,10 @@ import math
 from typing import Any, Literal
 
 import httpx
+import msgspec
 
 from .._contract import GenerateRequest, Usage
+from ._body import JSON_HEADERS
 from ._options import TokenizeMode
 
 __all__ = ["TokenCounter", "estimate_tokens", "settle_usage"]
@@ -68,7 +70,9 @@ class TokenCounter:
         ]
         for dialect, path, body in probes:
             try:
-                response = await client.post(path, json=body)
+                response = await client.post(
+                    path, content=msgspec.json.encode(body), headers=JSON_HEADERS
+                )
             except httpx.HTTPError as exc:
                 # Unreachable now says nothing about the endpoints: ask again next time.
                 log.debug("tokenize detection failed: %s", exc)
@@ -142,7 +146,7 @@ async def _post(
     client: httpx.AsyncClient, path: str, body: dict[str, Any]
 ) -> dict[str, Any] | None:
     try:
-        response = await client.post(path, json=body)
+        response = await client.post(path, content=msgspec.json.encode(body), headers=JSON_HEADERS)
     except httpx.HTTPError as exc:
         # Counting is best effort: the answer is already complete.
         log.warning("tokenize request %s failed: %s", path, exc)

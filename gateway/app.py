@@ -14,6 +14,8 @@ from .auth import bearer_guard
 from .dispatch import Dispatcher
 from .errors import exception_handlers
 from .health import health
+from .ollama import OPEN_ROUTES as OLLAMA_OPEN_ROUTES
+from .ollama import ollama_router
 from .openai import ROUTES as OPENAI_ROUTES
 from .registry import Registry, load_registry
 from .settings import Settings
@@ -57,11 +59,11 @@ def create_app(
 
     api = Router(
         path="/",
-        route_handlers=OPENAI_ROUTES,
+        route_handlers=[*OPENAI_ROUTES, ollama_router()],
         guards=[bearer_guard(settings.api_keys)] if settings.api_keys else [],
     )
     return Litestar(
-        route_handlers=[api, health],
+        route_handlers=[api, health, *OLLAMA_OPEN_ROUTES],
         dependencies={"dispatcher": Provide(provide_dispatcher)},
         exception_handlers=exception_handlers,
         lifespan=[lifespan],

@@ -1,0 +1,50 @@
+"""Timestamps and durations in Ollama's formats: RFC 3339 strings and nanoseconds."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from engines import Finish
+
+__all__ = ["Timing", "rfc3339"]
+
+
+def rfc3339(moment: datetime | None = None) -> str:
+    """UTC with a ``Z``, as Go writes ``time.Time``; every client parses that form."""
+    moment = datetime.now(UTC) if moment is None else moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class Timing:
+    """Measured marks of one request, in monotonic nanoseconds.
+
+    Models here are loaded before requests arrive, so nothing is loading during a
+    request: ``load_duration`` is the gateway's own part (body decode, routing,
+    retries) until an engine got the request. ``prompt_eval_duration`` runs from
+    there to the first item, so it includes any wait in the engine's queue.
+    """
+
+    def __init__(self) -> None:
+        self.start = time.monotonic_ns()
+        self.sent = self.start
+        self.first = self.start
+
+    def mark_sent(self) -> None:
+        self.sent = time.monotonic_ns()
+
+    def mark_first(self) -> None:
+        self.first = time.monotonic_ns()
+
+    def final(self, finish: Finish) -> dict[str, Any]:
+        end = time.monotonic_ns()
+        return {
+            "done_reason": finish.finish_reason,
+            "total_duration": end - self.start,
+            "load_duration": self.sent - self.start,
+            "prompt_eval_count": finish.usage.prompt_tokens,
+            "prompt_eval_duration": self.first - self.sent,
+            "eval_count": finish.usage.completion_tokens,
+            "eval_duration": end - self.first,
+        }

@@ -1,0 +1,61 @@
+"""POST /api/chat."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Request, Response, post
+from litestar.di import NamedDependency
+
+from engines import GenerateRequest
+
+from ..dispatch import Dispatcher
+from ..openai._wire import decode_body
+from ..policy import apply_policy
+from ..registry import ModelSpec
+from ._clock import Timing
+from ._names import require_ready, resolve
+from ._stream import generation_response, lifecycle_response
+from ._wire import ChatBody, unload_requested
+
+__all__ = ["chat"]
+
+_decoder = msgspec.json.Decoder(ChatBody)
+
+
+def _message(text: str) -> dict[str, Any]:
+    return {"message": {"role": "assistant", "content": text}}
+
+
+@post("/api/chat", status_code=200)
+async def chat(
+    request: Request[Any, Any, Any], dispatcher: NamedDependency[Dispatcher]
+) -> Response[Any]:
+    timing = Timing()
+    body = decode_body(await request.body(), _decoder)
+    model = resolve(dispatcher, body.model)
+    unload = unload_requested(body.keep_alive)
+    if not body.messages:
+        # Ollama's load and unload requests. Models here stay loaded for the gateway's
+        # life (the engine contract has no unload yet), so both only confirm.
+        if unload:
+            return lifecycle_response(body.model, _message, "unload")
+        require_ready(dispatcher, model)
+        return lifecycle_response(body.model, _message, "load")
+    body.refuse_thinking()
+    messages = body.chat_messages()
+
+    def build(spec: ModelSpec) -> GenerateRequest:
+        return apply_policy(spec, body.generate_request(messages=messages))
+
+    return await generation_response(
+        request,
+        dispatcher,
+        requested=body.model,
+        model=model,
+        stream=body.streamed,
+        build=build,
+        content=_message,
+        timing=timing,
+    )

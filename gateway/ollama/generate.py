@@ -1,0 +1,72 @@
+"""POST /api/generate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Request, Response, post
+from litestar.di import NamedDependency
+
+from engines import ChatMessage, GenerateRequest
+
+from ..dispatch import Dispatcher
+from ..openai._wire import decode_body
+from ..policy import apply_policy
+from ..registry import ModelSpec
+from ._clock import Timing
+from ._names import require_ready, resolve
+from ._stream import generation_response, lifecycle_response
+from ._wire import GenerateBody, unload_requested
+
+__all__ = ["generate"]
+
+_decoder = msgspec.json.Decoder(GenerateBody)
+
+
+def _response(text: str) -> dict[str, Any]:
+    return {"response": text}
+
+
+def _request(body: GenerateBody) -> GenerateRequest:
+    if body.raw:
+        # Raw mode: the client has templated the prompt itself; it goes in verbatim.
+        return body.generate_request(prompt=body.prompt or "")
+    # Ollama wraps a plain prompt (and system) in the model's template: here that is
+    # the engine's chat template, reached by sending them as a conversation.
+    system = (ChatMessage(role="system", content=body.system),) if body.system else ()
+    user = ChatMessage(role="user", content=body.prompt or "")
+    return body.generate_request(messages=(*system, user))
+
+
+@post("/api/generate", status_code=200)
+async def generate(
+    request: Request[Any, Any, Any], dispatcher: NamedDependency[Dispatcher]
+) -> Response[Any]:
+    timing = Timing()
+    body = decode_body(await request.body(), _decoder)
+    model = resolve(dispatcher, body.model)
+    unload = unload_requested(body.keep_alive)
+    if not body.prompt and not body.images:
+        # Load and unload requests; see /api/chat.
+        if unload:
+            return lifecycle_response(body.model, _response, "unload")
+        require_ready(dispatcher, model)
+        return lifecycle_response(body.model, _response, "load")
+    body.check()
+    body.refuse_thinking()
+    generation = _request(body)
+
+    def build(spec: ModelSpec) -> GenerateRequest:
+        return apply_policy(spec, generation)
+
+    return await generation_response(
+        request,
+        dispatcher,
+        requested=body.model,
+        model=model,
+        stream=body.streamed,
+        build=build,
+        content=_response,
+        timing=timing,
+    )

@@ -140,6 +140,15 @@ def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response
     else:
         message = exc.detail
     headers = dict(exc.headers or {})
+    if request.url.path.startswith("/api/"):
+        # No route matched, so no router's handlers ran: answer Ollama's clients in
+        # Ollama's shape all the same.
+        return Response(
+            content=msgspec.json.encode({"error": message}),
+            status_code=status,
+            media_type="application/json",
+            headers=headers,
+        )
     return _respond(APIError(status, message, code=code, headers=headers))
 
 

@@ -215,3 +215,26 @@ def test_null_fields_read_as_absent(client: TestClient[Any]) -> None:
     assert streamed.headers["content-type"].startswith("application/x-ndjson")
     generate = {"model": "primary:latest", "prompt": None, "keep_alive": None}
     assert client.post("/api/generate", json=generate).json()["done_reason"] == "load"
+
+
+def test_unknown_ollama_paths_and_methods_answer_in_ollama_shape() -> None:
+    from litestar.testing import TestClient
+
+    from gateway import Settings, create_app
+    from gateway.dispatch import Dispatcher
+    from gateway.registry import Registry
+
+    with TestClient(
+        create_app(Settings(), dispatcher=Dispatcher(Registry(models=()), {}))
+    ) as client:
+        for response in (client.get("/api/chat"), client.post("/api/experimental/thing", json={})):
+            assert response.status_code in (404, 405)
+            assert set(response.json()) == {"error"}
+            assert isinstance(response.json()["error"], str)
+        assert set(client.post("/v1/nothing", json={}).json()) == {"error"}
+        assert set(client.post("/v1/nothing", json={}).json()["error"]) == {
+            "message",
+            "type",
+            "param",
+            "code",
+        }

@@ -25,6 +25,7 @@ ENTRY_POINT_GROUP = "roundhouse.engines"
 
 _BUILTIN: dict[str, str] = {
     "llamacpp": "engines.llamacpp:LlamaCppEngine",
+    "ollama": "engines.ollama:OllamaEngine",
     "openai": "engines.upstream:UpstreamEngine",
     "vllm": "engines.vllm:VllmEngine",
 }

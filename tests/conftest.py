@@ -76,3 +76,46 @@ def upstream(model_path: Path) -> Iterator[Upstream]:
 @pytest.fixture(scope="session")
 def upstream_url(upstream: Upstream) -> str:
     return upstream.url
+
+
+OLLAMA_PEER_REGISTRY = """
+models:
+  - name: smollm2
+    deployments:
+      - engine: llamacpp
+        path: {model}
+        llamacpp: {{n_ctx: 2048}}
+  - name: endless
+    deployments:
+      - engine: openai
+        url: {upstream}
+        model: {alias}
+        openai: {{extra_body: {{logit_bias: {no_eos}}}}}
+"""
+
+
+@pytest.fixture(scope="session")
+def ollama_peer(
+    tmp_path_factory: pytest.TempPathFactory, model_path: Path, upstream_url: str
+) -> Iterator[Server]:
+    """A Roundhouse serving Ollama's API: the daemon the ollama engine is tested against.
+
+    ``endless`` never emits EOS (it runs through llama_cpp.server with EOS banned),
+    for tests that need an answer still streaming when its client leaves.
+    """
+    import json
+
+    from .upstream import ALIAS, NO_EOS
+
+    config = tmp_path_factory.mktemp("ollama-peer") / "registry.yaml"
+    config.write_text(
+        OLLAMA_PEER_REGISTRY.format(
+            model=model_path, upstream=upstream_url, alias=ALIAS, no_eos=json.dumps(NO_EOS)
+        )
+    )
+    srv = Server(config)
+    try:
+        srv.wait_settled()
+        yield srv
+    finally:
+        srv.stop()

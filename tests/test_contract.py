@@ -1,7 +1,8 @@
 """One contract suite, run against every adapter that can run here.
 
 "openai" is the upstream client talking to a real llama_cpp.server process.
-vLLM and Ollama adapters join the parametrization as they land.
+"ollama" is the Ollama client talking to a real Roundhouse that serves Ollama's API.
+vLLM adapters join the parametrization as they land.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from engines import (
     build_engine,
 )
 from engines.llamacpp import LlamaCppOptions
+from engines.ollama import OllamaEngine, OllamaOptions
 from engines.upstream import UpstreamEngine, UpstreamOptions
 
 from .fakes import FakeEngine
@@ -56,7 +58,14 @@ def _openai(url: str) -> Engine:
     )
 
 
-@pytest.fixture(params=["fake", "llamacpp", "openai"])
+def _ollama(url: str) -> Engine:
+    return build_engine(
+        "ollama",
+        EngineSpec(name="smol-ollama", url=url, model="smollm2", options=OllamaOptions()),
+    )
+
+
+@pytest.fixture(params=["fake", "llamacpp", "openai", "ollama"])
 def engine(
     request: pytest.FixtureRequest, model_path: Path
 ) -> Iterator[tuple[Engine, asyncio.AbstractEventLoop]]:
@@ -64,6 +73,8 @@ def engine(
         made = _fake()
     elif request.param == "llamacpp":
         made = _llamacpp(model_path)
+    elif request.param == "ollama":
+        made = _ollama(request.getfixturevalue("ollama_peer").url)
     else:
         # Looked up here so that only the "openai" cases start the upstream server.
         made = _openai(request.getfixturevalue("upstream_url"))
@@ -114,10 +125,11 @@ def test_token_budget_is_a_ceiling(engine: Any) -> None:
 
 
 def test_too_long_for_the_context_fails_before_any_item(engine: Any) -> None:
-    if isinstance(engine[0], UpstreamEngine):
+    if isinstance(engine[0], UpstreamEngine | OllamaEngine):
         # A remote engine knows no context window: the upstream enforces its own,
         # and its 400s become ContextLengthExceeded (tests/test_upstream.py).
-        # llama_cpp.server instead clamps max_tokens to what fits.
+        # llama_cpp.server instead clamps max_tokens to what fits; an Ollama daemon
+        # truncates the prompt to its num_ctx.
         pytest.skip("the upstream, not the adapter, decides what fits its context")
     request = _with(ASK, max_tokens=10_000)
     with pytest.raises(ContextLengthExceeded):

@@ -1,0 +1,297 @@
+"""Roundhouse in front of an Ollama daemon, through the official ``ollama`` client."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from contextlib import aclosing
+from typing import ClassVar, TypeVar, cast
+
+import httpx
+import msgspec
+from ollama import AsyncClient, ChatResponse, GenerateResponse
+
+from .._contract import (
+    Embeddings,
+    EmbedRequest,
+    EngineSpec,
+    GenerateRequest,
+    Health,
+    ModelInfo,
+    State,
+    StreamItem,
+    TextDelta,
+)
+from .._errors import EngineError, EngineUnavailable, Unsupported
+from ._failures import ModelMissing, translate_errors
+from ._mapping import (
+    ChunkReader,
+    chat_messages,
+    embeddings,
+    load_options,
+    model_info,
+    request_format,
+    request_options,
+)
+from ._options import OllamaOptions, daemon_url
+from ._pull import Puller
+
+__all__ = ["OllamaEngine"]
+
+log = logging.getLogger("roundhouse.engines.ollama")
+
+T = TypeVar("T")
+Chunk = ChatResponse | GenerateResponse
+
+# A daemon that is down refuses at once; this bounds one that does not answer at all.
+_CONNECT_SECONDS = 10.0
+# start() asks /api/show only as a hint for operators: it must not hold start-up.
+_SHOW_SECONDS = 5.0
+_SHOW_RETRY_SECONDS = 30.0
+
+
+class OllamaEngine:
+    """Sends requests to an Ollama daemon's native API and streams its answers back.
+
+    ``spec.model`` is the Ollama tag (``qwen2.5:7b``); ``spec.url`` the daemon,
+    local by default. The daemon queues and schedules; this engine counts the
+    requests it has open and, with ``pull: true``, fetches a missing model.
+    """
+
+    options_type: ClassVar[type[msgspec.Struct]] = OllamaOptions
+    requires: ClassVar[tuple[str, ...]] = ("model",)
+
+    def __init__(self, spec: EngineSpec) -> None:
+        if spec.model is None:
+            raise ValueError("the ollama engine needs `model`, an Ollama tag such as qwen2.5:7b")
+        options = spec.options if spec.options is not None else OllamaOptions()
+        if not isinstance(options, OllamaOptions):
+            raise TypeError(f"expected OllamaOptions, got {type(options).__name__}")
+        self._spec = spec
+        self._options = options
+        self.model = spec.model
+        self._state = State.LOADING
+        self._message: str | None = None
+        try:
+            self.url = daemon_url(spec.url)
+        except ValueError as exc:
+            # Reported by start() as this deployment's failure, not the gateway's.
+            self.url = spec.url or ""
+            self._message = str(exc)
+        self._client: AsyncClient | None = None
+        self._in_flight = 0
+        self._puller = Puller(self.model, self.url, lambda: self._new_client(None))
+        self._info: ModelInfo | None = None
+        self._show_task: asyncio.Task[None] | None = None
+        self._shown_at: float | None = None
+
+    def _new_client(self, timeout: float | None) -> AsyncClient:
+        connect = _CONNECT_SECONDS if timeout is None else min(timeout, _CONNECT_SECONDS)
+        return AsyncClient(
+            host=self.url,
+            headers=self._options.headers,
+            timeout=httpx.Timeout(timeout, connect=connect),
+        )
+
+    async def start(self) -> None:
+        if self._message is not None:
+            self._fail(self._message)
+            return
+        try:
+            self._client = self._new_client(self._options.timeout)
+        except (ValueError, TypeError, httpx.InvalidURL) as exc:
+            self._fail(f"cannot build an Ollama client for {self.url}: {exc}")
+            return
+        # A daemon that is down now is routing's business, not a failed deployment.
+        self._state = State.READY
+        # Only hints for operators: requests find out for themselves.
+        name = self._spec.name
+        try:
+            async with asyncio.timeout(_SHOW_SECONDS):
+                await self._show(self._client)
+        except ModelMissing as exc:
+            if self._options.pull:
+                log.warning(
+                    "deployment %s: %s is not on the daemon yet; pulled on first use",
+                    name,
+                    self.model,
+                )
+            else:
+                log.warning("deployment %s: %s", name, exc.message)
+        except EngineError as exc:
+            log.warning("deployment %s: %s", name, exc.message)
+        except TimeoutError:
+            log.warning(
+                "deployment %s: the Ollama daemon at %s does not answer yet", name, self.url
+            )
+
+    def _fail(self, message: str) -> None:
+        self._state = State.FAILED
+        self._message = message
+        log.error("deployment %s failed: %s", self._spec.name, message)
+
+    async def close(self) -> None:
+        self._state = State.CLOSED
+        await self._puller.close()
+        task, self._show_task = self._show_task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        client, self._client = self._client, None
+        if client is not None:
+            await client.close()  # type: ignore[no-untyped-call]
+
+    def health(self) -> Health:
+        message = self._message if self._state is not State.READY else self._puller.message
+        return Health(state=self._state, message=message, in_flight=self._in_flight)
+
+    def info(self) -> ModelInfo:
+        if self._info is None:
+            self._show_later()
+        return self._info or ModelInfo(n_ctx=self._options.num_ctx)
+
+    def _show_later(self) -> None:
+        # info() is synchronous: what it lacks is asked for in the background, and
+        # not too often, so that a daemon that is down is not asked on every call.
+        client = self._client
+        if client is None or (self._show_task is not None and not self._show_task.done()):
+            return
+        if self._shown_at is not None and time.monotonic() - self._shown_at < _SHOW_RETRY_SECONDS:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._show_task = loop.create_task(self._show_quietly(client))
+
+    async def _show_quietly(self, client: AsyncClient) -> None:
+        try:
+            await self._show(client)
+        except EngineError as exc:
+            log.debug("deployment %s: /api/show failed: %s", self._spec.name, exc.message)
+
+    async def _show(self, client: AsyncClient) -> None:
+        self._shown_at = time.monotonic()
+        async with translate_errors(self.url, self.model):
+            shown = await client.show(self.model)
+        self._info = model_info(shown, self._options.num_ctx)
+
+    def _ready_client(self) -> AsyncClient:
+        client = self._client
+        if self._state is State.READY and client is not None:
+            return client
+        if self._state is State.LOADING:
+            raise EngineUnavailable(f"model {self._spec.name} is not started yet")
+        if self._state is State.FAILED:
+            raise EngineUnavailable(f"model {self._spec.name} failed: {self._message}")
+        raise EngineUnavailable(f"model {self._spec.name} is shut down")
+
+    async def _present(self, call: Callable[[], Awaitable[T]]) -> T:
+        """``call``, after pulling the model first if the daemon lacks it and may pull."""
+        try:
+            return await call()
+        except ModelMissing:
+            if not self._options.pull:
+                raise
+        await self._puller.pull()
+        return await call()
+
+    async def generate(self, request: GenerateRequest) -> AsyncGenerator[StreamItem, None]:
+        client = self._ready_client()
+        if request.messages is not None and not request.messages:
+            raise Unsupported("Ollama needs at least one message", param="messages")
+        if request.messages is None and not request.prompt:
+            # Ollama reads an empty prompt as "load the model" and generates nothing.
+            raise Unsupported("Ollama cannot complete an empty prompt", param="prompt")
+        self._in_flight += 1
+        try:
+            stream, first = await self._present(lambda: self._begin(client, request))
+            async with aclosing(stream):
+                if first is not None:
+                    yield first
+                async for item in stream:
+                    yield item
+        finally:
+            self._in_flight -= 1
+
+    async def _begin(
+        self, client: AsyncClient, request: GenerateRequest
+    ) -> tuple[AsyncGenerator[StreamItem, None], StreamItem | None]:
+        # Up to its first item, so that a missing model shows here, where a pull and
+        # a second try are still invisible to the consumer.
+        stream = self._stream(client, request)
+        try:
+            return stream, await anext(stream, None)
+        except BaseException:
+            await stream.aclose()
+            raise
+
+    async def _stream(
+        self, client: AsyncClient, request: GenerateRequest
+    ) -> AsyncGenerator[StreamItem, None]:
+        reader = ChunkReader()
+        async with translate_errors(self.url, self.model):
+            chunks = await self._open(client, request)
+            async with aclosing(chunks):
+                async for chunk in chunks:
+                    text = reader.take(chunk)
+                    if text:
+                        yield TextDelta(text=text)
+                    if reader.done:
+                        # The final chunk is the last line; nothing is worth waiting for.
+                        break
+        yield reader.finish(request)
+
+    async def _open(
+        self, client: AsyncClient, request: GenerateRequest
+    ) -> AsyncGenerator[Chunk, None]:
+        options = request_options(request, self._options)
+        fmt = request_format(request)
+        keep_alive = self._options.keep_alive
+        stream: AsyncIterator[Chunk]
+        if request.messages is not None:
+            stream = await client.chat(
+                self.model,
+                chat_messages(request),
+                stream=True,
+                options=options,
+                format=fmt,
+                keep_alive=keep_alive,
+            )
+        else:
+            # raw: the prompt is the text to continue, as a plain completion promises;
+            # without it the daemon would wrap the prompt in the chat template.
+            stream = await client.generate(
+                self.model,
+                request.prompt or "",
+                stream=True,
+                raw=True,
+                options=options,
+                format=fmt,
+                keep_alive=keep_alive,
+            )
+        # Typed as an iterator, it is an async generator that owns the HTTP response:
+        # closing it closes the connection, which is how the daemon learns to stop.
+        return cast("AsyncGenerator[Chunk, None]", stream)
+
+    async def embed(self, request: EmbedRequest) -> Embeddings:
+        client = self._ready_client()
+        if not request.inputs:
+            return Embeddings(vectors=(), prompt_tokens=0)
+        self._in_flight += 1
+        try:
+            return await self._present(lambda: self._embed(client, request))
+        finally:
+            self._in_flight -= 1
+
+    async def _embed(self, client: AsyncClient, request: EmbedRequest) -> Embeddings:
+        async with translate_errors(self.url, self.model):
+            answer = await client.embed(
+                self.model,
+                list(request.inputs),
+                options=load_options(self._options) or None,
+                keep_alive=self._options.keep_alive,
+            )
+        return embeddings(answer, request)

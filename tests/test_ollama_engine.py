@@ -1,0 +1,288 @@
+"""The ollama engine against a real Roundhouse serving Ollama's API, alone and behind a gateway.
+
+The daemon is the ``ollama_peer`` Roundhouse (tests/conftest.py); failures are in
+test_ollama_failures.py, and the mapping of requests and options in
+test_ollama_mapping.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from engines import ChatMessage, EngineSpec, Finish, GenerateRequest, StreamItem, TextDelta
+from engines.ollama import OllamaEngine, OllamaOptions
+
+from .server import Server, async_wait_for, wait_for
+from .upstream import Upstream, free_port
+
+PARIS = [
+    {"role": "system", "content": "You are a helpful assistant."},
+    {"role": "user", "content": "What is the capital of France?"},
+]
+STORY = [{"role": "user", "content": "Write a very long story about a dragon."}]
+
+FRONT = """
+models:
+  - name: ollama-smol
+    deployments:
+      - engine: ollama
+        url: {peer}
+        model: smollm2
+        ollama: {{num_ctx: 2048, keep_alive: 5m}}
+  - name: ollama-endless
+    deployments:
+      - engine: ollama
+        url: {peer}
+        model: endless
+  - name: ollama-absent
+    deployments:
+      - engine: ollama
+        url: {peer}
+        model: no-such-model:7b
+  - name: ollama-down
+    deployments:
+      - engine: ollama
+        url: http://127.0.0.1:{closed_port}
+        model: smollm2
+"""
+
+
+# -- the engine on its own ------------------------------------------------------
+
+
+def _engine(url: str, model: str = "smollm2", **options: Any) -> OllamaEngine:
+    return OllamaEngine(
+        EngineSpec(name="local", url=url, model=model, options=OllamaOptions(**options))
+    )
+
+
+async def _drain(engine: OllamaEngine, request: GenerateRequest) -> list[StreamItem]:
+    await engine.start()
+    try:
+        return [item async for item in engine.generate(request)]
+    finally:
+        await engine.close()
+
+
+def _generate(engine: OllamaEngine, request: GenerateRequest) -> tuple[str, Finish]:
+    *deltas, last = asyncio.run(_drain(engine, request))
+    assert isinstance(last, Finish)
+    assert all(isinstance(d, TextDelta) for d in deltas)
+    return "".join(d.text for d in deltas if isinstance(d, TextDelta)), last
+
+
+def _native(peer: Server, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    """The peer's own non-streamed answer on Ollama's API, for comparison."""
+    response = httpx.post(f"{peer.url}{path}", json={"stream": False, **body}, timeout=120)
+    response.raise_for_status()
+    answer: dict[str, Any] = response.json()
+    return answer
+
+
+def test_a_plain_prompt_is_continued_as_given(ollama_peer: Server) -> None:
+    prompt = "The capital of France is"
+    text, finish = _generate(
+        _engine(ollama_peer.url), GenerateRequest(prompt=prompt, max_tokens=7, temperature=0)
+    )
+    native = _native(
+        ollama_peer,
+        "/api/generate",
+        {
+            "model": "smollm2",
+            "prompt": prompt,
+            "raw": True,
+            "options": {"temperature": 0, "num_predict": 7},
+        },
+    )
+    assert text == native["response"]
+    assert finish.finish_reason == native["done_reason"] == "length"
+    assert finish.usage.prompt_tokens == native["prompt_eval_count"]
+    assert finish.usage.completion_tokens == native["eval_count"] == 7
+    assert not finish.usage.estimated
+
+
+def test_closing_the_stream_closes_the_daemons_request(
+    ollama_peer: Server, upstream: Upstream
+) -> None:
+    engine = _engine(ollama_peer.url, model="endless")
+    story = tuple(ChatMessage(role=m["role"], content=m["content"]) for m in STORY)
+    before = upstream.disconnects()
+
+    async def scenario() -> None:
+        await engine.start()
+        try:
+            stream = engine.generate(GenerateRequest(messages=story, max_tokens=1500))
+            assert isinstance(await anext(stream), TextDelta)
+            assert ollama_peer.deployment("endless")["in_flight"] == 1
+            await stream.aclose()
+            assert engine.health().in_flight == 0
+            # 1500 tokens with EOS banned would keep the peer busy far longer.
+            await async_wait_for(
+                lambda: ollama_peer.deployment("endless")["in_flight"] == 0,
+                within=30,
+                what="the peer to drop the request",
+            )
+        finally:
+            await engine.close()
+
+    asyncio.run(scenario())
+    # The peer passed the disconnect on: the whole chain stopped generating.
+    wait_for(lambda: upstream.disconnects() > before, timeout=30, what="llama_cpp.server to stop")
+
+
+def test_info_comes_from_the_daemon(ollama_peer: Server) -> None:
+    async def scenario() -> None:
+        engine = _engine(ollama_peer.url, num_ctx=1024)
+        await engine.start()
+        try:
+            info = engine.info()
+            assert info.n_ctx == 1024
+            assert info.n_params is not None
+            assert info.n_params > 100_000_000
+        finally:
+            await engine.close()
+
+    asyncio.run(scenario())
+
+
+# -- behind the gateway --------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def front(tmp_path_factory: pytest.TempPathFactory, ollama_peer: Server) -> Iterator[Server]:
+    config = tmp_path_factory.mktemp("ollama-front") / "registry.yaml"
+    config.write_text(FRONT.format(peer=ollama_peer.url, closed_port=free_port()))
+    srv = Server(config)
+    try:
+        srv.wait_settled()
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture
+def client(front: Server) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=f"{front.url}/v1", api_key="none", max_retries=0, timeout=120) as c:
+        yield c
+
+
+def test_greedy_chat_answers_paris(client: openai.OpenAI) -> None:
+    reply = client.chat.completions.create(model="ollama-smol", messages=PARIS, temperature=0)  # type: ignore[arg-type]
+    choice = reply.choices[0]
+    assert "Paris" in (choice.message.content or "")
+    assert choice.finish_reason == "stop"
+    assert reply.usage is not None
+    assert reply.usage.prompt_tokens > 0
+    assert reply.usage.completion_tokens > 0
+
+
+def test_usage_is_the_daemons_own(client: openai.OpenAI, ollama_peer: Server) -> None:
+    reply = client.chat.completions.create(
+        model="ollama-smol", messages=PARIS, temperature=0, max_tokens=40
+    )  # type: ignore[arg-type]
+    native = _native(
+        ollama_peer,
+        "/api/chat",
+        {"model": "smollm2", "messages": PARIS, "options": {"temperature": 0, "num_predict": 40}},
+    )
+    with openai.OpenAI(
+        base_url=f"{ollama_peer.url}/v1", api_key="none", max_retries=0, timeout=120
+    ) as peer:
+        direct = peer.chat.completions.create(
+            model="smollm2", messages=PARIS, temperature=0, max_tokens=40
+        )  # type: ignore[arg-type]
+    assert reply.choices[0].message.content == native["message"]["content"]
+    assert reply.usage is not None
+    assert direct.usage is not None
+    assert reply.usage.prompt_tokens == native["prompt_eval_count"] == direct.usage.prompt_tokens
+    assert reply.usage.completion_tokens == native["eval_count"] == direct.usage.completion_tokens
+
+
+def test_streamed_usage_equals_non_streamed_usage(client: openai.OpenAI) -> None:
+    plain = client.chat.completions.create(
+        model="ollama-smol", messages=PARIS, temperature=0, max_tokens=20
+    )  # type: ignore[arg-type]
+    chunks = list(
+        client.chat.completions.create(
+            model="ollama-smol",
+            messages=PARIS,  # type: ignore[arg-type]
+            temperature=0,
+            max_tokens=20,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == plain.choices[0].message.content
+    assert chunks[-1].usage == plain.usage
+
+
+def test_max_tokens_ends_with_length(client: openai.OpenAI) -> None:
+    reply = client.chat.completions.create(
+        model="ollama-smol",
+        messages=STORY,  # type: ignore[arg-type]
+        temperature=0,
+        max_tokens=7,
+    )
+    assert reply.choices[0].finish_reason == "length"
+    assert reply.usage is not None
+    assert reply.usage.completion_tokens == 7
+
+
+def test_embeddings_through_the_daemon(client: openai.OpenAI) -> None:
+    result = client.embeddings.create(model="ollama-smol", input=["first text", "second"])
+    assert len(result.data) == 2
+    assert len(result.data[0].embedding) == len(result.data[1].embedding) > 0
+    assert result.usage.prompt_tokens > 0
+
+
+def _chat(front: Server, model: str) -> httpx.Response:
+    return httpx.post(
+        f"{front.url}/v1/chat/completions", json={"model": model, "messages": PARIS}, timeout=60
+    )
+
+
+def test_a_model_the_daemon_lacks_is_a_503(front: Server) -> None:
+    response = _chat(front, "ollama-absent")
+    assert response.status_code == 503, response.text
+    error = response.json()["error"]
+    assert error["code"] == "model_not_ready"
+    assert "no-such-model:7b is not present on the Ollama daemon" in error["message"]
+    assert "ollama pull no-such-model:7b" in error["message"]
+
+
+def test_a_daemon_that_is_down_is_a_502(front: Server) -> None:
+    response = _chat(front, "ollama-down")
+    assert response.status_code == 502, response.text
+    error = response.json()["error"]
+    assert error["code"] == "upstream_error"
+    assert "is not reachable" in error["message"]
+
+
+def test_a_client_that_leaves_frees_the_daemon(
+    front: Server, ollama_peer: Server, upstream: Upstream
+) -> None:
+    before = upstream.disconnects()
+    body = {"model": "ollama-endless", "messages": STORY, "max_tokens": 1500, "stream": True}
+    with httpx.stream("POST", f"{front.url}/v1/chat/completions", json=body, timeout=60) as r:
+        assert r.status_code == 200
+        # Held here: a dropped line iterator closes the response, leaving at once.
+        lines = r.iter_lines()
+        # Past the opening chunk (empty content): text has come from the daemon.
+        next(line for line in lines if '"content":"' in line and '"content":""' not in line)
+        assert ollama_peer.deployment("endless")["in_flight"] == 1
+    # Left mid-stream: the front cancels its engine, whose closed stream is the
+    # daemon's signal to stop; EOS is banned, so nothing else would end it soon.
+    wait_for(
+        lambda: ollama_peer.deployment("endless")["in_flight"] == 0,
+        timeout=30,
+        what="the peer to drop the request",
+    )
+    wait_for(lambda: front.deployment("ollama-endless")["in_flight"] == 0, timeout=30, what="front")
+    wait_for(lambda: upstream.disconnects() > before, timeout=30, what="llama_cpp.server to stop")

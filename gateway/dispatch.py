@@ -141,6 +141,7 @@ class Dispatcher:
         groups = self._groups(model)
         routing = self.registry.routing
         tried: set[str] = set()
+        turn = self.router.next_turn()
         count = 0
         try:
             for attempt in stamina.retry_context(
@@ -152,7 +153,7 @@ class Dispatcher:
                 wait_jitter=0.0,
             ):
                 with attempt:
-                    route = next(self.router.order(groups, tried), None)
+                    route = next(self.router.order(groups, tried, turn), None)
                     if route is None:
                         raise from_engine_error(self._unavailable(model))
                     count += 1
@@ -166,7 +167,7 @@ class Dispatcher:
                         assert route.deployment.name is not None
                         tried.add(route.deployment.name)
                         log.warning("deployment %s failed: %s", route.deployment.name, exc)
-                        raise self._retry(exc, groups, tried, routing.max_retry_wait) from None
+                        raise self._retry(exc, groups, tried, turn) from None
                     except BaseException:
                         lease.release(None, conclusive=False)
                         raise
@@ -176,9 +177,10 @@ class Dispatcher:
         raise AssertionError("unreachable: stamina re-raises the last failure")
 
     def _retry(
-        self, error: EngineError, groups: list[list[Route]], tried: set[str], max_wait: float
+        self, error: EngineError, groups: list[list[Route]], tried: set[str], turn: int
     ) -> _Retry:
-        if next(self.router.order(groups, tried), None) is not None:
+        max_wait = self.registry.routing.max_retry_wait
+        if next(self.router.order(groups, tried, turn), None) is not None:
             return _Retry(error, 0.0)  # another deployment is ready: go at once
         if isinstance(error, Overloaded) and error.retry_after <= max_wait:
             tried.clear()  # everyone is busy: wait as asked, then try them again

@@ -22,6 +22,8 @@ def health(dispatcher: NamedDependency[Dispatcher]) -> Response[dict[str, Any]]:
             "state": h.state.value,
             "in_flight": h.in_flight,
             "waiting": h.waiting,
+            # Skipped by routing after repeated failures, until its trial request.
+            "cooling": dispatcher.router.cooling(name),
             **({"message": h.message} if h.message else {}),
         }
         for name, h in states.items()

@@ -108,6 +108,7 @@ class Router:
         self._clock = clock
         self._in_flight: dict[str, int] = {}
         self._breakers: dict[str, Breaker] = {}
+        self._turn = -1
 
     def _breaker(self, name: str) -> Breaker:
         breaker = self._breakers.get(name)
@@ -121,18 +122,28 @@ class Router:
     def cooling(self, name: str) -> bool:
         return self._breaker(name).cooling
 
-    def order(self, groups: list[list[Route]], tried: set[str]) -> Iterator[Route]:
-        """Usable candidates: model first, then fallbacks; fewest in flight first."""
+    def next_turn(self) -> int:
+        """A new request's turn: rotates the start among equally busy deployments."""
+        self._turn += 1
+        return self._turn
+
+    def order(self, groups: list[list[Route]], tried: set[str], turn: int = 0) -> Iterator[Route]:
+        """Usable candidates: model first, then fallbacks; fewest in flight first.
+
+        Ties rotate with ``turn``, so that sequential traffic, which never has two
+        requests in flight, still reaches every replica.
+        """
         for group in groups:
+            size = len(group)
             usable = [
-                c
-                for c in group
+                (index, c)
+                for index, c in enumerate(group)
                 if c.deployment.name not in tried
                 and c.engine.health().state is State.READY
                 and self._breaker(_name(c)).admits()
             ]
-            usable.sort(key=lambda c: self.in_flight(_name(c)))
-            yield from usable
+            usable.sort(key=lambda item: (self.in_flight(_name(item[1])), (item[0] - turn) % size))
+            yield from (c for _, c in usable)
 
     def acquire(self, candidate: Route) -> Lease:
         name = _name(candidate)

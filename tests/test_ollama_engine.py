@@ -15,9 +15,10 @@ import httpx
 import openai
 import pytest
 
-from engines import ChatMessage, EngineSpec, Finish, GenerateRequest, StreamItem, TextDelta
+from engines import ChatMessage, EngineSpec, GenerateRequest, TextDelta
 from engines.ollama import OllamaEngine, OllamaOptions
 
+from .drive import generate_text
 from .server import Server, async_wait_for, wait_for
 from .upstream import Upstream, free_port
 
@@ -62,21 +63,6 @@ def _engine(url: str, model: str = "smollm2", **options: Any) -> OllamaEngine:
     )
 
 
-async def _drain(engine: OllamaEngine, request: GenerateRequest) -> list[StreamItem]:
-    await engine.start()
-    try:
-        return [item async for item in engine.generate(request)]
-    finally:
-        await engine.close()
-
-
-def _generate(engine: OllamaEngine, request: GenerateRequest) -> tuple[str, Finish]:
-    *deltas, last = asyncio.run(_drain(engine, request))
-    assert isinstance(last, Finish)
-    assert all(isinstance(d, TextDelta) for d in deltas)
-    return "".join(d.text for d in deltas if isinstance(d, TextDelta)), last
-
-
 def _native(peer: Server, path: str, body: dict[str, Any]) -> dict[str, Any]:
     """The peer's own non-streamed answer on Ollama's API, for comparison."""
     response = httpx.post(f"{peer.url}{path}", json={"stream": False, **body}, timeout=120)
@@ -87,7 +73,7 @@ def _native(peer: Server, path: str, body: dict[str, Any]) -> dict[str, Any]:
 
 def test_a_plain_prompt_is_continued_as_given(ollama_peer: Server) -> None:
     prompt = "The capital of France is"
-    text, finish = _generate(
+    text, finish = generate_text(
         _engine(ollama_peer.url), GenerateRequest(prompt=prompt, max_tokens=7, temperature=0)
     )
     native = _native(

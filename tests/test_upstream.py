@@ -18,17 +18,15 @@ from engines import (
     ChatMessage,
     ContextLengthExceeded,
     EngineSpec,
-    Finish,
     GenerateRequest,
     State,
-    StreamItem,
-    TextDelta,
     UpstreamError,
 )
 from engines.upstream import UpstreamEngine, UpstreamOptions, UpstreamUnreachable
 from engines.upstream._failures import status_error
 from engines.upstream._sse import SSEDecoder
 
+from .drive import generate_text
 from .server import Server, wait_for
 from .upstream import ALIAS, NO_EOS, Upstream, free_port
 
@@ -74,21 +72,6 @@ def _engine(url: str, **options: Any) -> UpstreamEngine:
     )
 
 
-async def _drain(engine: UpstreamEngine, request: GenerateRequest) -> list[StreamItem]:
-    await engine.start()
-    try:
-        return [item async for item in engine.generate(request)]
-    finally:
-        await engine.close()
-
-
-def _generate(engine: UpstreamEngine, request: GenerateRequest) -> tuple[str, Finish]:
-    *deltas, last = asyncio.run(_drain(engine, request))
-    assert isinstance(last, Finish)
-    assert all(isinstance(d, TextDelta) for d in deltas)
-    return "".join(d.text for d in deltas if isinstance(d, TextDelta)), last
-
-
 def _direct(upstream_url: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
     """The upstream's own non-streamed answer, for comparison."""
     response = httpx.post(f"{upstream_url}{path}", json={"model": ALIAS, **body}, timeout=120)
@@ -101,7 +84,7 @@ def test_plain_prompt_usage_is_exact_without_streamed_usage(upstream_url: str) -
     # llama_cpp.server streams no usage even when asked: the counts come from its
     # /extras/tokenize endpoint.
     body = {"prompt": "The capital of France is", "max_tokens": 12, "temperature": 0}
-    text, finish = _generate(
+    text, finish = generate_text(
         _engine(upstream_url),
         GenerateRequest(prompt="The capital of France is", max_tokens=12, temperature=0),
     )
@@ -115,7 +98,7 @@ def test_plain_prompt_usage_is_exact_without_streamed_usage(upstream_url: str) -
 
 def test_chat_prompt_is_estimated_and_says_so(upstream_url: str) -> None:
     messages = tuple(ChatMessage(role=m["role"], content=m["content"]) for m in PARIS)
-    text, finish = _generate(
+    text, finish = generate_text(
         _engine(upstream_url), GenerateRequest(messages=messages, temperature=0)
     )
     plain = _direct(upstream_url, "/v1/chat/completions", {"messages": PARIS, "temperature": 0})
@@ -128,7 +111,7 @@ def test_chat_prompt_is_estimated_and_says_so(upstream_url: str) -> None:
 
 
 def test_without_a_tokenizer_length_is_still_the_limit(upstream_url: str) -> None:
-    text, finish = _generate(
+    text, finish = generate_text(
         _engine(upstream_url, tokenize="none"),
         GenerateRequest(prompt="Once upon a time", max_tokens=6, temperature=0),
     )
@@ -142,12 +125,14 @@ def test_upstream_failure_message_reaches_the_error(upstream_url: str) -> None:
     # llama_cpp.server answers 500 to a body it cannot validate.
     request = GenerateRequest(messages=(ChatMessage(role="wizard", content="hi"),))
     with pytest.raises(UpstreamError, match="validation error"):
-        _generate(_engine(upstream_url), request)
+        generate_text(_engine(upstream_url), request)
 
 
 def test_missing_endpoint_is_an_upstream_error(upstream_url: str) -> None:
     with pytest.raises(UpstreamError, match="not found upstream"):
-        _generate(_engine(f"{upstream_url}/nowhere"), GenerateRequest(prompt="hi", max_tokens=2))
+        generate_text(
+            _engine(f"{upstream_url}/nowhere"), GenerateRequest(prompt="hi", max_tokens=2)
+        )
 
 
 def test_upstream_context_errors_become_context_length_exceeded(upstream_url: str) -> None:

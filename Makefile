@@ -23,7 +23,7 @@ help:
 	@echo "make serve   set everything up and serve $(CONFIG) on http://$(HOST):$(PORT)"
 	@echo "make test    set everything up and run the whole test suite"
 	@echo "make lint    ruff (lint and format check) and mypy --strict"
-	@echo "make bench   gateway decode tokens/s against in-process llama-cpp-python"
+	@echo "make bench   decode tokens/s vs in-process llama-cpp-python; proxy overhead vs a static upstream"
 
 .tools/bin/uv:
 	python3 -m venv .tools
@@ -60,6 +60,7 @@ format: .venv/.synced
 
 bench: setup
 	$(RUN) python bench/decode_throughput.py
+	$(RUN) python bench/proxy_overhead.py
 
 clean:
 	rm -rf .venv .tools models .mypy_cache .ruff_cache .pytest_cache

@@ -15,6 +15,7 @@ from ._contract import (
     State,
     StreamItem,
     TextDelta,
+    Tokenizer,
     Usage,
 )
 from ._errors import (
@@ -50,6 +51,7 @@ __all__ = [
     "State",
     "StreamItem",
     "TextDelta",
+    "Tokenizer",
     "UnknownEngine",
     "Unsupported",
     "UpstreamError",

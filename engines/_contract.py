@@ -28,6 +28,7 @@ __all__ = [
     "State",
     "StreamItem",
     "TextDelta",
+    "Tokenizer",
     "Usage",
 ]
 
@@ -53,6 +54,9 @@ class TextDelta(msgspec.Struct, frozen=True, kw_only=True, tag="delta"):
 class Finish(msgspec.Struct, frozen=True, kw_only=True, tag="finish"):
     finish_reason: FinishReason
     usage: Usage
+    # The request's stop string that ended the output, when the engine can tell
+    # (finish_reason "stop" with None means end of generation, or unknown).
+    stop_word: str | None = None
 
 
 StreamItem = TextDelta | Finish
@@ -129,6 +133,10 @@ class ModelInfo(msgspec.Struct, frozen=True, kw_only=True):
     n_embd: int | None = None
     n_params: int | None = None
     size: int | None = None
+    # llama.cpp's vocabulary type (1 SPM, 2 BPE, ...): only a loaded GGUF has one.
+    vocab_type: int | None = None
+    # The chat template the engine renders messages with, when it renders them.
+    chat_template: str | None = None
 
 
 class EngineSpec(msgspec.Struct, frozen=True, kw_only=True):
@@ -174,3 +182,16 @@ class Engine(Protocol):
         ...
 
     async def embed(self, request: EmbedRequest) -> Embeddings: ...
+
+
+@runtime_checkable
+class Tokenizer(Protocol):
+    """An optional engine capability: the model's own tokenizer.
+
+    Engines that can tokenize without a round trip to elsewhere implement it;
+    the gateway checks with ``isinstance(engine, Tokenizer)``.
+    """
+
+    async def tokenize(self, text: str, *, add_special: bool) -> list[int]: ...
+
+    async def detokenize(self, tokens: list[int]) -> str: ...

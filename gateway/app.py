@@ -10,14 +10,16 @@ from collections.abc import AsyncIterator, Callable
 from litestar import Litestar, Router
 from litestar.di import Provide
 
-from .auth import bearer_guard
+from .auth import api_guard
 from .dispatch import Dispatcher
 from .errors import exception_handlers
 from .health import health
+from .llamaserver import ROUTES as LLAMASERVER_ROUTES
 from .ollama import OPEN_ROUTES as OLLAMA_OPEN_ROUTES
 from .ollama import ollama_router
 from .openai import ROUTES as OPENAI_ROUTES
 from .registry import Registry, load_registry
+from .sakura import ROUTES as SAKURA_ROUTES
 from .settings import Settings
 
 __all__ = ["create_app"]
@@ -57,10 +59,18 @@ def create_app(
     async def provide_dispatcher() -> Dispatcher:
         return served
 
+    secured = settings.api_keys or settings.basic_auth is not None
     api = Router(
         path="/",
-        route_handlers=[*OPENAI_ROUTES, ollama_router()],
-        guards=[bearer_guard(settings.api_keys)] if settings.api_keys else [],
+        # Exact paths only: Sakura's /api/v1/generate and /api/core/version sit beside
+        # Ollama's /api/... routes without shadowing them.
+        route_handlers=[
+            *OPENAI_ROUTES,
+            *LLAMASERVER_ROUTES,
+            *SAKURA_ROUTES,
+            ollama_router(),
+        ],
+        guards=[api_guard(settings.api_keys, settings.basic_auth)] if secured else [],
     )
     return Litestar(
         route_handlers=[api, health, *OLLAMA_OPEN_ROUTES],

@@ -116,6 +116,29 @@ class Dispatcher:
             )
         return model
 
+    def primary(self) -> ModelSpec:
+        """The model of single-model APIs (llama-server, SakuraLLM): the default or the first."""
+        if self.registry.default_model is not None:
+            return self._by_name[self.registry.default_model]
+        return self.registry.models[0]
+
+    def resolve_for_request(self, name: str | None, *, single_model: bool = False) -> ModelSpec:
+        """The model a generation request names, with the registry's ``default_model``
+        answering an unknown or empty name.
+
+        ``single_model`` is for APIs whose original server had only one model (llama-server's
+        ``/completion``, SakuraLLM's ``/api/v1/generate``): any name it does not know, or
+        none, means the primary model.
+        """
+        model = self._by_name.get(name) if name else None
+        if model is not None:
+            return model
+        if single_model:
+            return self.primary()
+        if self.registry.default_model is not None:
+            return self._by_name[self.registry.default_model]
+        return self.resolve(name or "")
+
     def _groups(self, model: ModelSpec) -> list[list[Route]]:
         return [
             [Route(model=m, deployment=d, engine=self.engine(d)) for d in m.deployments]
@@ -134,10 +157,9 @@ class Dispatcher:
         return EngineUnavailable(f"model {model.name!r} is {health.state.value}{reason}")
 
     async def _attempts(
-        self, name: str, run: Callable[[Route, Lease], Awaitable[T]]
+        self, model: ModelSpec, run: Callable[[Route, Lease], Awaitable[T]]
     ) -> tuple[Route, T, int]:
         """Run ``run`` on the best deployment, moving on while failures are retryable."""
-        model = self.resolve(name)
         groups = self._groups(model)
         routing = self.registry.routing
         tried: set[str] = set()
@@ -216,7 +238,8 @@ class Dispatcher:
                 route=route, first=first, rest=stream, lease=lease, deadline=deadline, attempts=0
             )
 
-        _, started, count = await unless_disconnected(receive, self._attempts(name, first_item))
+        model = self.resolve_for_request(name)
+        _, started, count = await unless_disconnected(receive, self._attempts(model, first_item))
         started.attempts = count
         return started
 
@@ -228,5 +251,7 @@ class Dispatcher:
             lease.release(None)
             return result
 
-        route, result, _ = await unless_disconnected(receive, self._attempts(name, run))
+        # Embeddings never fall back to default_model: a vector space is not interchangeable.
+        model = self.resolve(name)
+        route, result, _ = await unless_disconnected(receive, self._attempts(model, run))
         return route, result

@@ -49,6 +49,10 @@ _TYPES = {
 }
 
 
+# /api/ paths of SakuraLLM's API (gateway/sakura): OpenAI-shaped errors, not Ollama's.
+_NOT_OLLAMA = ("/api/v1/", "/api/core/")
+
+
 class APIError(Exception):
     def __init__(
         self,
@@ -140,7 +144,8 @@ def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response
     else:
         message = exc.detail
     headers = dict(exc.headers or {})
-    if request.url.path.startswith("/api/"):
+    path = request.url.path
+    if path.startswith("/api/") and not path.startswith(_NOT_OLLAMA):
         # No route matched, so no router's handlers ran: answer Ollama's clients in
         # Ollama's shape all the same.
         return Response(

@@ -7,11 +7,16 @@ from typing import Any
 from litestar import Response, get
 from litestar.di import NamedDependency
 
-from engines import State
+from engines import Health, State
 
 from .dispatch import Dispatcher
 
-__all__ = ["health"]
+__all__ = ["health", "slot_busy"]
+
+
+def slot_busy(health: Health) -> bool:
+    """Whether a deployment's one slot is running a request (the rest are waiting)."""
+    return health.in_flight - health.waiting > 0
 
 
 @get("/health", sync_to_thread=False)
@@ -28,10 +33,15 @@ def health(dispatcher: NamedDependency[Dispatcher]) -> Response[dict[str, Any]]:
         }
         for name, h in states.items()
     }
+    # llama-server's slot counters: one slot per ready deployment (see docs/translation.md).
+    ready = [h for h in states.values() if h.state is State.READY]
+    processing = sum(1 for h in ready if slot_busy(h))
+    slots = {"slots_idle": len(ready) - processing, "slots_processing": processing}
     # Only the first load makes the whole gateway "loading": later a restarting
     # deployment must not take healthy models out of a load balancer's rotation.
     if dispatcher.load_seconds is None:
-        return Response({"status": "loading model", "deployments": deployments}, status_code=503)
-    if any(h.state is State.READY for h in states.values()):
-        return Response({"status": "ok", "deployments": deployments}, status_code=200)
-    return Response({"status": "error", "deployments": deployments}, status_code=503)
+        body = {"status": "loading model", **slots, "deployments": deployments}
+        return Response(body, status_code=503)
+    if ready:
+        return Response({"status": "ok", **slots, "deployments": deployments}, status_code=200)
+    return Response({"status": "error", **slots, "deployments": deployments}, status_code=503)

@@ -38,6 +38,24 @@ class Settings(BaseSettings):
         ),
     )
 
+    basic_auth: SecretStr | None = Field(
+        default=None,
+        description=(
+            "`user:pass` for HTTP Basic authentication, as SakuraLLM's server.py --auth took "
+            "it. When set, every API request needs it or a bearer key from api_keys; clients "
+            "put it in the URL (http://user:pass@host:port/v1). /health stays open."
+        ),
+    )
+
+    @field_validator("basic_auth")
+    @classmethod
+    def _check_basic(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            user, sep, _ = value.get_secret_value().partition(":")
+            if not sep or not user:
+                raise ValueError("must be user:pass")
+        return value
+
     @field_validator("api_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:

@@ -10,7 +10,7 @@ import time
 from collections.abc import AsyncGenerator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 import msgspec
 
@@ -33,6 +33,8 @@ from ._runner import LoadError, ModelRunner
 __all__ = ["LlamaCppEngine"]
 
 log = logging.getLogger("roundhouse.engines.llamacpp")
+
+T = TypeVar("T")
 
 
 class _Job:
@@ -190,17 +192,18 @@ class LlamaCppEngine:
             job.cancelled.set()
             self._jobs.discard(job)
 
-    async def embed(self, request: EmbedRequest) -> Embeddings:
+    async def _call(self, work: Callable[[ModelRunner], T]) -> T:
+        """Run one blocking call on the worker thread, queued like a generation."""
         self._ready_runner()
         job = self._admit()
-        result: list[Embeddings] = []
+        result: list[T] = []
 
-        def work(runner: ModelRunner) -> None:
-            result.append(runner.embed(request))
+        def run(runner: ModelRunner) -> None:
+            result.append(work(runner))
             job.emit(_DONE)
 
         try:
-            self._submit(job, work)
+            self._submit(job, run)
             item = await job.items.get()
             if isinstance(item, BaseException):
                 raise item
@@ -209,6 +212,15 @@ class LlamaCppEngine:
             job.cancelled.set()
             self._jobs.discard(job)
 
+    async def embed(self, request: EmbedRequest) -> Embeddings:
+        return await self._call(lambda runner: runner.embed(request))
 
-# A sentinel Finish that tells an embedding waiter its result is ready.
+    async def tokenize(self, text: str, *, add_special: bool) -> list[int]:
+        return await self._call(lambda runner: runner.tokenize(text, add_special))
+
+    async def detokenize(self, tokens: list[int]) -> str:
+        return await self._call(lambda runner: runner.detokenize(tokens))
+
+
+# A sentinel Finish that tells a one-shot call's waiter its result is ready.
 _DONE = Finish(finish_reason="stop", usage=Usage(prompt_tokens=0, completion_tokens=0))

@@ -88,8 +88,11 @@ class ModelRunner:
             n_embd=model.n_embd(),
             n_params=model.n_params(),
             size=model.size(),
+            vocab_type=model.vocab_type(),
+            chat_template=options.chat_template
+            or self._llm.metadata.get("tokenizer.chat_template"),
         )
-        template = options.chat_template or self._llm.metadata.get("tokenizer.chat_template")
+        template = self.info.chat_template
         self._formatter: Any = None
         if template:
             eos, bos = model.token_eos(), model.token_bos()
@@ -227,8 +230,30 @@ class ModelRunner:
             Finish(
                 finish_reason="stop" if finish == "stop" else "length",
                 usage=Usage(prompt_tokens=n_prompt, completion_tokens=generated),
+                stop_word=text.stop_word if text.stopped else None,
             )
         )
+
+    # -- tokenizer --------------------------------------------------------------
+
+    def tokenize(self, text: str, add_special: bool) -> list[int]:
+        tokens: list[int] = self._llm.tokenize(
+            text.encode("utf-8"), add_bos=add_special, special=True
+        )
+        return [int(t) for t in tokens]
+
+    def detokenize(self, tokens: list[int]) -> str:
+        n_vocab = self.info.n_vocab or 0
+        for index, token in enumerate(tokens):
+            # An id outside the vocabulary would read past llama.cpp's tables.
+            if not 0 <= token < n_vocab:
+                raise InvalidRequest(
+                    f"tokens[{index}]: {token} is not a token id of this model "
+                    f"(0 to {n_vocab - 1})",
+                    param=f"tokens[{index}]",
+                )
+        data: bytes = self._llm.detokenize(tokens, special=True)
+        return data.decode("utf-8", errors="replace")
 
     # -- embeddings -------------------------------------------------------------
 

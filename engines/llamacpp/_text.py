@@ -19,6 +19,8 @@ class TextAssembler:
         self._stops = tuple(s for s in stops if s)
         self._pending = ""
         self.stopped = False
+        # The stop string that cut the output, once one has.
+        self.stop_word: str | None = None
 
     def feed(self, data: bytes) -> str:
         self._pending += self._decoder.decode(data)
@@ -52,8 +54,13 @@ class TextAssembler:
         return self._earliest_stop_in(self._pending)
 
     def _earliest_stop_in(self, text: str) -> int | None:
-        found = [i for i in (text.find(s) for s in self._stops) if i >= 0]
-        return min(found) if found else None
+        found = [(i, s) for s in self._stops if (i := text.find(s)) >= 0]
+        if not found:
+            return None
+        # Earliest first; of two starting at the same place, the longer one.
+        index, word = min(found, key=lambda f: (f[0], -len(f[1])))
+        self.stop_word = word
+        return index
 
     def _partial_stop_suffix(self) -> int:
         """Length of the longest tail of pending text that starts some stop string."""

@@ -162,6 +162,11 @@ def _check(registry: Registry, reader: _Reader, base: Path) -> Registry:
             if name in seen:
                 raise reader.error(where, f"{name!r} is already used at {_dotted(seen[name])}")
             seen[name] = where
+    if registry.default_model is not None and registry.default_model not in seen:
+        raise reader.error(
+            ["default_model"],
+            f"{registry.default_model!r} is not a model name or alias of this registry",
+        )
     deployment_names: set[str] = set()
     models: list[ModelSpec] = []
     for i, model in enumerate(registry.models):

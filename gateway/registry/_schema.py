@@ -106,6 +106,9 @@ class ModelSpec(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
 class Registry(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
     models: tuple[ModelSpec, ...]
     routing: Routing = Routing()
+    # A model name or alias that answers requests naming an unknown (or empty) model,
+    # for clients that send a fixed placeholder; None keeps those a 404.
+    default_model: str | None = None
 
     def names(self) -> list[str]:
         return [m.name for m in self.models]

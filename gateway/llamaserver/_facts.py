@@ -1,0 +1,78 @@
+"""What llama-server's introspection endpoints report, read from registry and engines."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engines import ModelInfo, State
+
+from ..dispatch import Dispatcher
+from ..errors import APIError
+from ..health import slot_busy
+from ..registry import Deployment, ModelSpec
+
+__all__ = ["model_info", "params", "require_loaded", "slot_id", "slots"]
+
+
+def require_loaded(dispatcher: Dispatcher) -> None:
+    """llama-server answers 503 while it loads; so does the gateway before its first load."""
+    if dispatcher.load_seconds is None:
+        raise APIError(503, "Loading model", code="model_not_ready")
+
+
+def _deployments(dispatcher: Dispatcher) -> list[tuple[ModelSpec, Deployment]]:
+    return [(m, d) for m in dispatcher.registry.models for d in m.deployments]
+
+
+def slot_id(dispatcher: Dispatcher, deployment: Deployment) -> int:
+    """A deployment's slot id: its place among every deployment of the registry."""
+    names = [d.name for _, d in _deployments(dispatcher)]
+    return names.index(deployment.name)
+
+
+def model_info(dispatcher: Dispatcher, model: ModelSpec) -> ModelInfo:
+    """Facts from the model's first ready deployment (or its first one, if none is)."""
+    engines = [dispatcher.engine(d) for d in model.deployments]
+    ready = [e for e in engines if e.health().state is State.READY]
+    return (ready or engines)[0].info()
+
+
+def params(model: ModelSpec) -> dict[str, Any]:
+    """The sampling settings a request gets when it names none (None: the engine's own)."""
+    d = model.defaults
+    return {
+        "n_predict": d.max_tokens if d.max_tokens is not None else -1,
+        "temperature": d.temperature,
+        "top_k": d.top_k,
+        "top_p": d.top_p,
+        "min_p": d.min_p,
+        "seed": d.seed if d.seed is not None else -1,
+        "repeat_penalty": d.repetition_penalty,
+        "frequency_penalty": d.frequency_penalty,
+        "presence_penalty": d.presence_penalty,
+        "stop": list(d.stop or ()),
+    }
+
+
+def slots(dispatcher: Dispatcher, only: ModelSpec | None = None) -> list[dict[str, Any]]:
+    """One entry per ready deployment: each runs one request at a time."""
+    out: list[dict[str, Any]] = []
+    for index, (model, dep) in enumerate(_deployments(dispatcher)):
+        if only is not None and model.name != only.name:
+            continue
+        engine = dispatcher.engine(dep)
+        health = engine.health()
+        if health.state is not State.READY:
+            continue
+        out.append(
+            {
+                "id": index,
+                "n_ctx": engine.info().n_ctx,
+                "is_processing": slot_busy(health),
+                "model": model.name,
+                "deployment": dep.name,
+                "engine": dep.engine,
+                "params": params(model),
+            }
+        )
+    return out

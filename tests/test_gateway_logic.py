@@ -155,3 +155,25 @@ def test_unknown_fields_and_query_parameters_are_ignored(
         "total_tokens": 5,
     }
     assert primary.requests[-1].seed == -1
+
+
+def test_extra_query_values_are_honoured(client: TestClient[Any], primary: FakeEngine) -> None:
+    """Old LunaTranslator's body key and AiNiee's URL parameters carry real sampling values."""
+    primary.loaded.set()
+    wait_for(lambda: client.get("/health").status_code == 200, timeout=5, what="ready")
+    body = {**CHAT, "max_tokens": 2, "extra_query": {"do_sample": False, "repetition_penalty": 1.2}}
+    assert (
+        client.post("/v1/chat/completions?top_k=20&seed=7&num_beams=1", json=body).status_code
+        == 200
+    )
+    sent = primary.requests[-1]
+    assert (sent.repetition_penalty, sent.top_k, sent.seed) == (1.2, 20, 7)
+
+    # The body's own field wins over both.
+    body = {**body, "repetition_penalty": 1.05}
+    client.post("/v1/chat/completions?repetition_penalty=1.5", json=body)
+    assert primary.requests[-1].repetition_penalty == 1.05
+
+    bad = client.post("/v1/chat/completions?top_k=lots", json={**CHAT, "max_tokens": 2})
+    assert bad.status_code == 400
+    assert bad.json()["error"]["param"] == "top_k"

@@ -7,6 +7,7 @@ Unknown fields are accepted and ignored: real clients send ``do_sample``,
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
@@ -28,6 +29,7 @@ __all__ = [
     "CompletionRequest",
     "EmbeddingRequest",
     "decode_body",
+    "fill_from_extras",
 ]
 
 
@@ -73,6 +75,8 @@ class _Sampling(msgspec.Struct, kw_only=True):
     repetition_penalty: RepetitionPenalty | None = None
     n: Annotated[int, msgspec.Meta(ge=1, le=1)] = 1
     response_format: ResponseFormatIn | None = None
+    # Old LunaTranslator sends the OpenAI SDK's `extra_query` as a body key.
+    extra_query: dict[str, Any] | None = None
 
     def generate_request(
         self,
@@ -174,6 +178,40 @@ def decode_body(body: bytes, decoder: msgspec.json.Decoder[R]) -> R:
         raise APIError(400, message, param=param or None, code="invalid_value") from None
     except msgspec.DecodeError as exc:
         raise APIError(400, f"the body is not valid JSON: {exc}", code="invalid_json") from None
+
+
+# Sampling fields that translation clients tuck into `extra_query` (a body key, or URL
+# query parameters through the OpenAI SDK) and that mean something here.
+_EXTRAS: dict[str, Any] = {
+    "repetition_penalty": RepetitionPenalty,
+    "top_k": TopK,
+    "min_p": Probability,
+    "seed": int,
+}
+
+S = TypeVar("S", bound="_Sampling")
+
+
+def fill_from_extras(body: S, query: Mapping[str, str]) -> S:
+    """Fill what the body left out from its ``extra_query`` key, then from the URL query.
+
+    The body's own fields win; strings such as ``"1.1"`` from a query string are
+    converted, and a value that is not a valid one is a 400 naming where it came from.
+    """
+    updates: dict[str, Any] = {}
+    for name, type_ in _EXTRAS.items():
+        if getattr(body, name) is not None:
+            continue
+        for source, where in ((body.extra_query or {}, f"extra_query.{name}"), (query, name)):
+            if name not in source:
+                continue
+            try:
+                updates[name] = msgspec.convert(source[name], type_, strict=False)
+            except msgspec.ValidationError as exc:
+                message = f"{where}: {exc}".replace("`", "")
+                raise APIError(400, message, param=where, code="invalid_value") from None
+            break
+    return msgspec.structs.replace(body, **updates) if updates else body
 
 
 def stop_list(stop: str | list[str] | None) -> tuple[str, ...]:

@@ -14,7 +14,7 @@ from ..dispatch import Dispatcher
 from ..policy import apply_policy
 from ..registry import ModelSpec
 from ._stream import created, new_id, response_headers, sse_response, usage_body
-from ._wire import ChatRequest, decode_body
+from ._wire import ChatRequest, decode_body, fill_from_extras
 
 __all__ = ["create_chat_completion"]
 
@@ -55,7 +55,7 @@ class _ChatFrames:
 async def create_chat_completion(
     request: Request[Any, Any, Any], dispatcher: NamedDependency[Dispatcher]
 ) -> Response[Any]:
-    body = decode_body(await request.body(), _decoder)
+    body = fill_from_extras(decode_body(await request.body(), _decoder), request.query_params)
     messages = body.chat_messages()
     max_tokens = body.max_completion_tokens or body.max_tokens
 

@@ -14,7 +14,7 @@ from ..dispatch import Dispatcher
 from ..policy import apply_policy
 from ..registry import ModelSpec
 from ._stream import created, new_id, response_headers, sse_response, usage_body
-from ._wire import CompletionRequest, decode_body
+from ._wire import CompletionRequest, decode_body, fill_from_extras
 
 __all__ = ["create_completion"]
 
@@ -58,7 +58,7 @@ class _CompletionFrames:
 async def create_completion(
     request: Request[Any, Any, Any], dispatcher: NamedDependency[Dispatcher]
 ) -> Response[Any]:
-    body = decode_body(await request.body(), _decoder)
+    body = fill_from_extras(decode_body(await request.body(), _decoder), request.query_params)
     prompt = body.prompt_text()
 
     def build(model: ModelSpec) -> GenerateRequest:

@@ -22,6 +22,7 @@ __all__ = [
     "Finish",
     "FinishReason",
     "GenerateRequest",
+    "Halt",
     "Health",
     "ModelInfo",
     "ResponseFormat",
@@ -60,6 +61,16 @@ class Finish(msgspec.Struct, frozen=True, kw_only=True, tag="finish"):
 
 
 StreamItem = TextDelta | Finish
+
+
+class Halt(Exception):
+    """Thrown into a ``generate`` stream (``athrow``) to end the output early.
+
+    An engine that honours it stops before its next token and still sends its
+    ``Finish`` (``"length"``, exact usage), so the consumer can report honest counts.
+    An engine that does not simply lets it propagate out of the stream; the consumer
+    must then close the stream and account for the output itself.
+    """
 
 
 class ChatMessage(msgspec.Struct, frozen=True, kw_only=True):

@@ -21,6 +21,7 @@ from .openai import ROUTES as OPENAI_ROUTES
 from .registry import Registry, load_registry
 from .sakura import ROUTES as SAKURA_ROUTES
 from .settings import Settings
+from .translate import translate
 
 __all__ = ["create_app"]
 
@@ -68,6 +69,7 @@ def create_app(
             *OPENAI_ROUTES,
             *LLAMASERVER_ROUTES,
             *SAKURA_ROUTES,
+            translate,
             ollama_router(),
         ],
         guards=[api_guard(settings.api_keys, settings.basic_auth)] if secured else [],

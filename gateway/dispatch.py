@@ -14,6 +14,7 @@ import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from typing import TypeVar
 
+import msgspec
 import stamina
 from litestar.types import Receive
 
@@ -34,6 +35,7 @@ from engines import (
 
 from .errors import APIError, from_engine_error
 from .generation import Started, unless_disconnected
+from .guard import GuardStats, Watch, guarded
 from .registry import Deployment, ModelSpec, Registry
 from .routing import Lease, Route, Router, is_retryable
 
@@ -69,7 +71,11 @@ class Dispatcher:
         self.router = Router(registry.routing, clock)
         self._engines = dict(engines)
         self._by_name: dict[str, ModelSpec] = {}
+        self.guard_stats = GuardStats()
         for model in registry.models:
+            if model.degeneration_guard is not None:
+                for dep in model.deployments:
+                    self.guard_stats.track(dep.name or model.name)
             self._by_name[model.name] = model
             for alias in model.aliases:
                 self._by_name[alias] = model
@@ -213,12 +219,22 @@ class Dispatcher:
         self, name: str, build: Callable[[ModelSpec], GenerateRequest], receive: Receive
     ) -> Started:
         """Start a generation: returns once its first item is in hand."""
+        model = self.resolve_for_request(name)
+        return await unless_disconnected(receive, self._start(model, build))
 
+    async def _start(
+        self, model: ModelSpec, build: Callable[[ModelSpec], GenerateRequest]
+    ) -> Started:
         async def first_item(route: Route, lease: Lease) -> Started:
             timeouts = route.deployment.timeouts
             loop = asyncio.get_running_loop()
             deadline = None if timeouts.total is None else loop.time() + timeouts.total
             stream: AsyncGenerator[StreamItem, None] = route.engine.generate(build(route.model))
+            # The one place the guard wraps an engine stream, whatever the API.
+            guard = route.model.degeneration_guard
+            watch = None if guard is None else Watch(guard, route, self.guard_stats)
+            if watch is not None:
+                stream = guarded(stream, watch)
             try:
                 async with asyncio.timeout(timeouts.first_token):
                     first = await anext(stream)
@@ -235,12 +251,18 @@ class Dispatcher:
                 await stream.aclose()
                 raise
             return Started(
-                route=route, first=first, rest=stream, lease=lease, deadline=deadline, attempts=0
+                route=route,
+                first=first,
+                rest=stream,
+                lease=lease,
+                deadline=deadline,
+                attempts=0,
+                watch=watch,
             )
 
-        model = self.resolve_for_request(name)
-        _, started, count = await unless_disconnected(receive, self._attempts(model, first_item))
+        _, started, count = await self._attempts(model, first_item)
         started.attempts = count
+        started.restart = lambda penalty: self._start(model, _with_penalty(build, penalty))
         return started
 
     async def embed(
@@ -255,3 +277,16 @@ class Dispatcher:
         model = self.resolve(name)
         route, result, _ = await unless_disconnected(receive, self._attempts(model, run))
         return route, result
+
+
+def _with_penalty(
+    build: Callable[[ModelSpec], GenerateRequest], penalty: float
+) -> Callable[[ModelSpec], GenerateRequest]:
+    """A guard retry's request: at least ``penalty``, never less than the client asked."""
+
+    def rebuilt(model: ModelSpec) -> GenerateRequest:
+        request = build(model)
+        current = request.frequency_penalty or 0.0
+        return msgspec.structs.replace(request, frequency_penalty=max(current, penalty))
+
+    return rebuilt

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, Awaitable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import TypeVar
 
 from litestar.types import Receive
@@ -12,6 +12,7 @@ from litestar.types import Receive
 from engines import EngineError, Finish, StreamItem, TextDelta, UpstreamTimeout
 
 from .errors import APIError, ClientDisconnected, from_engine_error
+from .guard import Watch
 from .routing import Lease, Route
 
 __all__ = ["Started", "unless_disconnected"]
@@ -61,9 +62,15 @@ class Started:
         lease: Lease,
         deadline: float | None,
         attempts: int,
+        watch: Watch | None = None,
     ) -> None:
         self.route = route
         self.attempts = attempts
+        # The degeneration guard of this attempt, and how to start a new one with a
+        # given frequency_penalty (set by the Dispatcher): see ``_collect``.
+        self.watch = watch
+        self.restart: Callable[[float], Awaitable[Started]] | None = None
+        self.guard_retries = 0
         self._first: StreamItem | None = first
         self._rest = rest
         self._lease = lease
@@ -103,6 +110,25 @@ class Started:
         return await unless_disconnected(receive, self._collect())
 
     async def _collect(self) -> tuple[str, Finish]:
+        """Drain; while the guard cut a loop, try again up its frequency_penalty ladder.
+
+        The answer is the last attempt's text, finish and usage: the tokens the
+        client is charged for are those of the output it gets (see translation.md).
+        """
+        text, finish = await self._drain()
+        attempt, ladder = self, iter(self.watch.guard.retries if self.watch else ())
+        while attempt.watch is not None and attempt.watch.tripped is not None:
+            penalty = next(ladder, None)
+            if penalty is None or self.restart is None:
+                attempt.watch.exhausted()
+                break
+            attempt.watch.retrying(penalty)
+            self.guard_retries += 1
+            attempt = await self.restart(penalty)
+            text, finish = await attempt._drain()
+        return text, finish
+
+    async def _drain(self) -> tuple[str, Finish]:
         parts: list[str] = []
         try:
             async for item in self.items():

@@ -30,6 +30,8 @@ def health(dispatcher: NamedDependency[Dispatcher]) -> Response[dict[str, Any]]:
             # Skipped by routing after repeated failures, until its trial request.
             "cooling": dispatcher.router.cooling(name),
             **({"message": h.message} if h.message else {}),
+            # Degeneration guard interventions, on guarded models' deployments only.
+            **({"guard": g} if (g := dispatcher.guard_stats.snapshot(name)) else {}),
         }
         for name, h in states.items()
     }

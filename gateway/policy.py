@@ -9,15 +9,29 @@ import msgspec
 from engines import GenerateRequest
 
 from .errors import APIError
-from .registry import ModelSpec
+from .presets import PRESETS
+from .registry import Defaults, ModelSpec
 
-__all__ = ["apply_policy"]
+__all__ = ["apply_policy", "effective_defaults"]
 
 T = TypeVar("T")
 
 
 def _pick(value: T | None, default: T | None) -> T | None:
     return default if value is None else value
+
+
+def effective_defaults(model: ModelSpec) -> Defaults:
+    """The model's ``defaults`` over its preset's sampling: an explicit value wins."""
+    if model.preset is None:
+        return model.defaults
+    base = msgspec.convert(PRESETS[model.preset].sampling, Defaults)
+    own = {
+        f: v
+        for f in model.defaults.__struct_fields__
+        if (v := getattr(model.defaults, f)) is not None
+    }
+    return msgspec.structs.replace(base, **own)
 
 
 def apply_policy(
@@ -28,7 +42,7 @@ def apply_policy(
     A client's own ``max_tokens`` is binding (too large for the context is a 400);
     a default or a limit is only a ceiling on a request that named none.
     """
-    defaults, limits = model.defaults, model.limits
+    defaults, limits = effective_defaults(model), model.limits
     if (
         limits.max_tokens is not None
         and request.max_tokens is not None

@@ -5,7 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .server import ROOT
+from .server import ROOT, Server, wait_for
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -71,3 +71,11 @@ def test_serve_with_a_broken_registry_fails_cleanly(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stderr.startswith(f"roundhouse: {bad}:1:")
     assert "Traceback" not in result.stderr
+
+
+def test_start_summary_survives_models_loading_together(server: Server) -> None:
+    # The shared registry loads two GGUF models at once; llama-cpp-python mutes
+    # stdout/stderr while loading, and interleaved loads once muted the gateway for good.
+    wait_for(lambda: "Roundhouse ready" in server.log, timeout=30, what="the start summary")
+    assert "smollm2: ready" in server.log
+    assert "single-slot: ready" in server.log

@@ -20,6 +20,7 @@ from .._contract import (
     EngineSpec,
     Finish,
     GenerateRequest,
+    Halt,
     Health,
     ModelInfo,
     State,
@@ -40,12 +41,14 @@ T = TypeVar("T")
 class _Job:
     """One admitted request: its channel back to the event loop and its cancel flag."""
 
-    __slots__ = ("cancelled", "items", "loop")
+    __slots__ = ("cancelled", "halted", "items", "loop")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.items: asyncio.Queue[StreamItem | BaseException] = asyncio.Queue()
         self.cancelled = threading.Event()
+        # Set by a consumer's Halt: the worker ends the output but still reports usage.
+        self.halted = threading.Event()
 
     def emit(self, item: StreamItem | BaseException) -> None:
         try:
@@ -179,12 +182,20 @@ class LlamaCppEngine:
         self._ready_runner()
         job = self._admit()
         try:
-            self._submit(job, lambda runner: runner.generate(request, job.emit, job.cancelled))
+            self._submit(
+                job,
+                lambda runner: runner.generate(request, job.emit, job.cancelled, job.halted),
+            )
             while True:
                 item = await job.items.get()
                 if isinstance(item, BaseException):
                     raise item
-                yield item
+                try:
+                    yield item
+                except Halt:
+                    # Keep reading: the worker stops before its next token and sends
+                    # the Finish with the exact count of what it generated.
+                    job.halted.set()
                 if isinstance(item, Finish):
                     return
         finally:

@@ -34,6 +34,12 @@ _GGUF_MAGIC = b"GGUF"
 _RANDOM_SEED = 0xFFFFFFFF
 
 
+# llama-cpp-python silences a load by pointing the process's stdout and stderr file
+# descriptors at /dev/null and back; two loads interleaved on different threads can
+# restore /dev/null for good and mute the whole gateway. Loads therefore take turns.
+LOAD_LOCK = threading.Lock()
+
+
 class LoadError(Exception):
     """The model file could not be loaded; the message is meant for operators."""
 
@@ -73,7 +79,8 @@ class ModelRunner:
         if options.tensor_split is not None:
             kwargs["tensor_split"] = list(options.tensor_split)
         try:
-            self._llm = llama_cpp.Llama(str(path), **kwargs)
+            with LOAD_LOCK:
+                self._llm = llama_cpp.Llama(str(path), **kwargs)
         except (ValueError, RuntimeError, OSError) as exc:
             raise LoadError(f"could not load GGUF {path}: {exc}") from exc
         self._embedder: Any = None
@@ -169,6 +176,7 @@ class ModelRunner:
         request: GenerateRequest,
         emit: Callable[[StreamItem], None],
         cancelled: threading.Event,
+        halted: threading.Event | None = None,
     ) -> None:
         tokens = self.prompt_tokens(request)
         n_prompt = len(tokens)
@@ -207,6 +215,8 @@ class ModelRunner:
             for token in steps:
                 if cancelled.is_set():
                     return
+                if halted is not None and halted.is_set():
+                    break  # the consumer ended the output: "length", usage still exact
                 if is_eog(self._vocab, token):
                     finish = "stop"
                     break
@@ -262,19 +272,20 @@ class ModelRunner:
             raise Unsupported("embeddings are turned off for this model", param="model")
         if self._embedder is None:
             try:
-                self._embedder = self._llama_cpp.Llama(
-                    str(self._path),
-                    embedding=True,
-                    pooling_type=self._llama_cpp.LLAMA_POOLING_TYPE_MEAN,
-                    n_ctx=self.n_ctx,
-                    n_batch=max(self._options.n_batch, self.n_ctx),
-                    n_ubatch=max(self._options.n_batch, self.n_ctx),
-                    n_gpu_layers=self._options.n_gpu_layers,
-                    main_gpu=self._options.main_gpu,
-                    n_threads=self._options.n_threads,
-                    n_threads_batch=self._options.n_threads_batch,
-                    verbose=False,
-                )
+                with LOAD_LOCK:
+                    self._embedder = self._llama_cpp.Llama(
+                        str(self._path),
+                        embedding=True,
+                        pooling_type=self._llama_cpp.LLAMA_POOLING_TYPE_MEAN,
+                        n_ctx=self.n_ctx,
+                        n_batch=max(self._options.n_batch, self.n_ctx),
+                        n_ubatch=max(self._options.n_batch, self.n_ctx),
+                        n_gpu_layers=self._options.n_gpu_layers,
+                        main_gpu=self._options.main_gpu,
+                        n_threads=self._options.n_threads,
+                        n_threads_batch=self._options.n_threads_batch,
+                        verbose=False,
+                    )
             except (ValueError, RuntimeError, OSError) as exc:
                 raise EngineUnavailable(f"could not load the embedding context: {exc}") from exc
         total = 0

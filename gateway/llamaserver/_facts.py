@@ -9,6 +9,7 @@ from engines import ModelInfo, State
 from ..dispatch import Dispatcher
 from ..errors import APIError
 from ..health import slot_busy
+from ..policy import effective_defaults
 from ..registry import Deployment, ModelSpec
 
 __all__ = ["model_info", "params", "require_loaded", "slot_id", "slots"]
@@ -39,7 +40,7 @@ def model_info(dispatcher: Dispatcher, model: ModelSpec) -> ModelInfo:
 
 def params(model: ModelSpec) -> dict[str, Any]:
     """The sampling settings a request gets when it names none (None: the engine's own)."""
-    d = model.defaults
+    d = effective_defaults(model)
     return {
         "n_predict": d.max_tokens if d.max_tokens is not None else -1,
         "temperature": d.temperature,

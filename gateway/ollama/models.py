@@ -21,6 +21,7 @@ from engines import ModelInfo
 from ..dispatch import Dispatcher
 from ..errors import APIError
 from ..openai._wire import decode_body
+from ..policy import effective_defaults
 from ..registry import Deployment, ModelSpec
 from ._clock import rfc3339
 from ._names import display_name, ready_deployment, resolve
@@ -100,7 +101,7 @@ class _Facts:
         }
 
     def parameters(self) -> list[tuple[str, Any]]:
-        d = self.model.defaults
+        d = effective_defaults(self.model)
         pairs: list[tuple[str, Any]] = [
             ("num_ctx", self.info.n_ctx),
             ("num_predict", d.max_tokens),

@@ -102,6 +102,9 @@ def response_headers(started: Started, usage: Usage) -> dict[str, str]:
     headers = {**route_headers(started.route), "X-Roundhouse-Attempts": str(started.attempts)}
     if usage.estimated:
         headers["X-Roundhouse-Usage"] = "estimated"
+    if started.guard_retries:
+        # The degeneration guard answered with a later try (see docs/translation.md).
+        headers["X-Roundhouse-Guard-Retries"] = str(started.guard_retries)
     return headers
 
 

@@ -17,6 +17,7 @@ import yaml
 
 from engines import UnknownEngine, engine_class
 
+from ..presets import PRESETS
 from ._schema import ModelSpec, Registry
 
 __all__ = ["ConfigError", "load_registry", "parse_registry"]
@@ -170,6 +171,11 @@ def _check(registry: Registry, reader: _Reader, base: Path) -> Registry:
     deployment_names: set[str] = set()
     models: list[ModelSpec] = []
     for i, model in enumerate(registry.models):
+        if model.preset is not None and model.preset not in PRESETS:
+            raise reader.error(
+                ["models", i, "preset"],
+                f"unknown preset {model.preset!r}; known presets: {', '.join(PRESETS)}",
+            )
         for k, fallback in enumerate(model.fallbacks):
             if fallback not in seen or seen[fallback][1] == i:
                 raise reader.error(

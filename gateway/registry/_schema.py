@@ -15,7 +15,16 @@ from ..sampling import (
     TopK,
 )
 
-__all__ = ["Defaults", "Deployment", "Limits", "ModelSpec", "Registry", "Routing", "Timeouts"]
+__all__ = [
+    "Defaults",
+    "DegenerationGuard",
+    "Deployment",
+    "Limits",
+    "ModelSpec",
+    "Registry",
+    "Routing",
+    "Timeouts",
+]
 
 
 class _Strict(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -41,6 +50,25 @@ class Limits(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Bounds a request may not exceed; past them it gets 400."""
 
     max_tokens: PositiveInt | None = None
+
+
+class DegenerationGuard(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Stop a generation caught in a repetition loop (see docs/translation.md).
+
+    Counted in characters, not words: Japanese and Chinese have no spaces.
+    """
+
+    # The longest repeating unit looked for, in characters ("の" is 1, "はっ" is 2).
+    period: Annotated[int, msgspec.Meta(ge=1, le=200)] = 24
+    # Back-to-back copies of the unit that make a loop...
+    repeats: Annotated[int, msgspec.Meta(ge=2)] = 8
+    # ...and the least length of the repeated run, so that a short burst ("啊啊啊",
+    # "……") is left alone however many copies it has.
+    min_chars: PositiveInt = 64
+    # The same non-blank line this many times in a row is a loop too (long lines).
+    line_repeats: Annotated[int, msgspec.Meta(ge=2)] = 4
+    # frequency_penalty of each new try of a non-streamed request that looped.
+    retries: tuple[Penalty, ...] = (0.1, 0.2)
 
 
 class Timeouts(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -95,6 +123,10 @@ class ModelSpec(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
     fallbacks: tuple[str, ...] = ()
     defaults: Defaults = Defaults()
     limits: Limits = Limits()
+    # Recommended sampling and prompts of a model family (gateway/presets.py); the
+    # model's own ``defaults`` win over the preset's.
+    preset: str | None = None
+    degeneration_guard: DegenerationGuard | None = None
 
     def __post_init__(self) -> None:
         if not self.name.strip():

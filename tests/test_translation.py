@@ -220,3 +220,44 @@ def test_basic_auth_refuses_the_rest(guarded: Server) -> None:
     assert "GET /v1/models" in log  # debug logging is on: requests are logged
     assert BASIC.split(":")[1] not in log
     assert base64.b64encode(BASIC.encode()).decode() not in log
+
+
+def test_auto_novel_replay(sakura: Server) -> None:
+    """Model list with its browser-warning header, then non-streamed segments it checks
+    for runaway output by comparing usage.completion_tokens with max_tokens."""
+    models = httpx.get(
+        f"{sakura.url}/v1/models",
+        headers={"ngrok-skip-browser-warning": "69420", "Authorization": "Bearer no-key"},
+        timeout=10,
+    ).json()["data"]
+    assert models[0]["id"] == NAME
+    assert set(models[0]["meta"]) >= {
+        "vocab_type",
+        "n_vocab",
+        "n_ctx_train",
+        "n_embd",
+        "n_params",
+        "size",
+    }
+    segment = "吾輩は猫である。名前はまだ無い。"
+    max_tokens = max(-(-len(segment) * 17 // 10), 100)
+    for frequency_penalty in (0.0, 0.2):  # its retry after a suspected degeneration
+        body = {
+            "model": "",
+            "messages": [*MESSAGES, {"role": "assistant", "content": "前の段落。"}],
+            "temperature": 0.1,
+            "top_p": 0.3,
+            "max_tokens": max_tokens,
+            "frequency_penalty": frequency_penalty,
+            "stream": False,
+        }
+        reply = _post(
+            sakura, "/v1/chat/completions", body, headers={"Authorization": "Bearer no-key"}
+        )
+        assert reply.status_code == 200
+        usage, choice = reply.json()["usage"], reply.json()["choices"][0]
+        assert 0 < usage["completion_tokens"] <= max_tokens
+        if usage["completion_tokens"] == max_tokens:  # what auto-novel reads as runaway
+            assert choice["finish_reason"] == "length"
+        else:  # a natural stop, or the degeneration guard cutting a loop short
+            assert choice["finish_reason"] in {"stop", "length"}

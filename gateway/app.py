@@ -15,12 +15,14 @@ from .dispatch import Dispatcher
 from .errors import exception_handlers
 from .health import health
 from .llamaserver import ROUTES as LLAMASERVER_ROUTES
+from .metrics import Metrics, metrics_endpoint
 from .ollama import OPEN_ROUTES as OLLAMA_OPEN_ROUTES
 from .ollama import ollama_router
 from .openai import ROUTES as OPENAI_ROUTES
 from .registry import Registry, load_registry
 from .sakura import ROUTES as SAKURA_ROUTES
 from .settings import Settings
+from .tracing import RequestTracing
 from .translate import translate
 
 __all__ = ["create_app"]
@@ -60,6 +62,12 @@ def create_app(
     async def provide_dispatcher() -> Dispatcher:
         return served
 
+    # Per app, never module-level: two apps in one process must not share series.
+    metrics = Metrics(served)
+
+    async def provide_metrics() -> Metrics:
+        return metrics
+
     secured = settings.api_keys or settings.basic_auth is not None
     api = Router(
         path="/",
@@ -74,9 +82,14 @@ def create_app(
         ],
         guards=[api_guard(settings.api_keys, settings.basic_auth)] if secured else [],
     )
-    return Litestar(
-        route_handlers=[api, health, *OLLAMA_OPEN_ROUTES],
-        dependencies={"dispatcher": Provide(provide_dispatcher)},
+    # /metrics sits beside /health, outside the API keys: operators scrape it from
+    # inside the network, and it shows no request content (see docs/operations.md).
+    app = Litestar(
+        route_handlers=[api, health, metrics_endpoint, *OLLAMA_OPEN_ROUTES],
+        dependencies={
+            "dispatcher": Provide(provide_dispatcher),
+            "metrics": Provide(provide_metrics),
+        },
         exception_handlers=exception_handlers,
         lifespan=[lifespan],
         request_max_body_size=settings.max_body_bytes,
@@ -84,3 +97,6 @@ def create_app(
         logging_config=None,
         debug=False,
     )
+    # Around Litestar's whole handler, unmatched paths and error responses included.
+    app.asgi_handler = RequestTracing(app.asgi_handler, metrics)
+    return app

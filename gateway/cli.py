@@ -20,6 +20,7 @@ from engines import EngineSpec, engine_class
 from .dispatch import Dispatcher
 from .registry import ConfigError, Registry, load_registry
 from .settings import Settings
+from .tracing import JsonFormatter, RequestIdFilter
 
 __all__ = ["main"]
 
@@ -116,15 +117,26 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _configure_logging(settings: Settings) -> None:
+    """Root logging for the gateway, its engines and uvicorn: every record has its request id."""
+    handler = logging.StreamHandler()
+    handler.addFilter(RequestIdFilter())
+    if settings.log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s")
+        )
+    logging.basicConfig(level=settings.log_level.upper(), handlers=[handler], force=True)
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from .app import create_app
 
     settings = _settings(args)
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    _configure_logging(settings)
     registry = load_registry(settings.config)
     # The same checks as `check`, so a deployment that cannot launch fails here, not mid-start.
     _launch_lines(registry, settings.config)

@@ -33,6 +33,7 @@ from engines import (
     build_engine,
 )
 
+from . import tracing
 from .errors import APIError, from_engine_error
 from .generation import Started, unless_disconnected
 from .guard import GuardStats, Watch, guarded
@@ -199,6 +200,7 @@ class Dispatcher:
                     except BaseException:
                         lease.release(None, conclusive=False)
                         raise
+                    tracing.served_by(route.model.name, route.deployment.name or "")
                     return route, result, count
         except _Retry as exc:
             raise from_engine_error(exc.error) from None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import TypeVar
 
@@ -11,6 +12,7 @@ from litestar.types import Receive
 
 from engines import EngineError, Finish, StreamItem, TextDelta, UpstreamTimeout
 
+from . import tracing
 from .errors import APIError, ClientDisconnected, from_engine_error
 from .guard import Watch
 from .routing import Lease, Route
@@ -75,15 +77,19 @@ class Started:
         self._rest = rest
         self._lease = lease
         self._deadline = deadline
+        # For metrics: the request this generation answers, and when its first item came.
+        self._info = tracing.current()
+        self._first_at = time.perf_counter()
 
     async def items(self) -> AsyncGenerator[StreamItem, None]:
         """Every item, the first included; closing this closes the engine stream."""
         error: EngineError | None = None
+        item: StreamItem | None = None
         try:
             if self._first is not None:
-                first, self._first = self._first, None
-                yield first
-                if isinstance(first, Finish):
+                item, self._first = self._first, None
+                yield item
+                if isinstance(item, Finish):
                     return
             while True:
                 try:
@@ -104,6 +110,15 @@ class Started:
         finally:
             await self._rest.aclose()
             self._lease.release(error)
+            self._report(item if isinstance(item, Finish) else None)
+
+    def _report(self, finish: Finish | None) -> None:
+        info = self._info
+        if info is None or info.metrics is None:
+            return
+        first_attempt = not info.first_token_seen
+        info.first_token_seen = True
+        info.metrics.generation_done(info, self._first_at, finish, first_attempt=first_attempt)
 
     async def collect(self, receive: Receive) -> tuple[str, Finish]:
         """The whole answer, for non-streamed responses: the same stream as streaming."""

@@ -72,7 +72,7 @@ class Detector:
 
 
 class GuardStats:
-    """Interventions per deployment, shown in ``/health`` until metrics export them."""
+    """Interventions per deployment, shown in ``/health`` and exported at ``/metrics``."""
 
     def __init__(self) -> None:
         self._counts: dict[str, collections.Counter[str]] = {}

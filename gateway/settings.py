@@ -25,6 +25,14 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info", description="Log level of the gateway and its engines."
     )
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description=(
+            "`text`: one readable line per record, the request id in brackets. `json`: one "
+            "JSON object per line (time, level, logger, message, request_id), for log "
+            "collectors. See docs/operations.md."
+        ),
+    )
     max_body_bytes: int = Field(
         default=8 * 1024 * 1024,
         gt=0,

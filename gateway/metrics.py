@@ -1,0 +1,146 @@
+"""Prometheus metrics: one ``CollectorRegistry`` per app, scraped at ``GET /metrics``.
+
+Counters and histograms are updated once per request (never per token):
+``RequestTracing`` counts requests when they end, ``Started.items`` reports a
+generation when its stream ends. Gauges of the deployments' state are read from
+the ``Dispatcher`` at scrape time by ``DeploymentCollector``. docs/operations.md
+lists every metric.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+from litestar import Response, get
+from litestar.di import NamedDependency
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from engines import Finish, State
+
+from .dispatch import Dispatcher
+from .tracing import RequestInfo
+
+__all__ = ["DeploymentCollector", "Metrics", "metrics_endpoint"]
+
+_ROUTE = ("model", "deployment")
+_TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+_E2E_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+_ITL_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1)
+
+
+class Metrics:
+    """The app's registry and the instruments the request path updates."""
+
+    def __init__(self, dispatcher: Dispatcher) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "roundhouse_requests",
+            "HTTP requests by serving model, deployment, route template and status.",
+            ("model", "deployment", "endpoint", "status"),
+            registry=r,
+        )
+        self.ttft = Histogram(
+            "roundhouse_time_to_first_token_seconds",
+            "From the request's arrival to the engine's first item.",
+            _ROUTE,
+            buckets=_TTFT_BUCKETS,
+            registry=r,
+        )
+        self.e2e = Histogram(
+            "roundhouse_generation_duration_seconds",
+            "From the request's arrival to the end of its generation stream.",
+            _ROUTE,
+            buckets=_E2E_BUCKETS,
+            registry=r,
+        )
+        self.itl = Histogram(
+            "roundhouse_inter_token_latency_seconds",
+            "Mean time between completion tokens after the first, one sample per generation.",
+            _ROUTE,
+            buckets=_ITL_BUCKETS,
+            registry=r,
+        )
+        self.prompt_tokens = Counter(
+            "roundhouse_prompt_tokens", "Prompt tokens of finished generations.", _ROUTE, registry=r
+        )
+        self.completion_tokens = Counter(
+            "roundhouse_completion_tokens",
+            "Completion tokens of finished generations.",
+            _ROUTE,
+            registry=r,
+        )
+        r.register(DeploymentCollector(dispatcher))
+
+    def request_done(self, info: RequestInfo, endpoint: str, status: int) -> None:
+        self.requests.labels(info.model, info.deployment, endpoint, str(status)).inc()
+
+    def generation_done(
+        self, info: RequestInfo, first_at: float, finish: Finish | None, *, first_attempt: bool
+    ) -> None:
+        """One attempt's stream ended (``finish`` is None when it failed or was cut)."""
+        now = time.perf_counter()
+        labels = (info.model, info.deployment)
+        if first_attempt:
+            self.ttft.labels(*labels).observe(first_at - info.start)
+        self.e2e.labels(*labels).observe(now - info.start)
+        if finish is None:
+            return
+        usage = finish.usage
+        self.prompt_tokens.labels(*labels).inc(usage.prompt_tokens)
+        self.completion_tokens.labels(*labels).inc(usage.completion_tokens)
+        if usage.completion_tokens > 1:
+            self.itl.labels(*labels).observe((now - first_at) / (usage.completion_tokens - 1))
+
+
+class DeploymentCollector(Collector):
+    """Per-deployment gauges and guard counts, read from the dispatcher at scrape time."""
+
+    def __init__(self, dispatcher: Dispatcher) -> None:
+        self._dispatcher = dispatcher
+
+    def collect(self) -> Iterable[Metric]:
+        d = self._dispatcher
+        in_flight = GaugeMetricFamily(
+            "roundhouse_requests_in_flight",
+            "Requests the gateway has started on the deployment and not yet finished.",
+            labels=["deployment"],
+        )
+        waiting = GaugeMetricFamily(
+            "roundhouse_queue_depth",
+            "Requests waiting in the deployment's engine queue.",
+            labels=["deployment"],
+        )
+        state = GaugeMetricFamily(
+            "roundhouse_deployment_state",
+            "1 for the deployment's current state, 0 for the others.",
+            labels=["deployment", "state"],
+        )
+        cooling = GaugeMetricFamily(
+            "roundhouse_deployment_cooling",
+            "1 while routing skips the deployment after repeated failures.",
+            labels=["deployment"],
+        )
+        guard = CounterMetricFamily(
+            "roundhouse_guard_interventions",
+            "Degeneration guard interventions: stops, retries, exhausted.",
+            labels=["deployment", "kind"],
+        )
+        for name, health in d.health().items():
+            in_flight.add_metric([name], d.router.in_flight(name))
+            waiting.add_metric([name], health.waiting)
+            cooling.add_metric([name], 1 if d.router.cooling(name) else 0)
+            for s in State:
+                state.add_metric([name, s.value], 1 if health.state is s else 0)
+            for kind, count in (d.guard_stats.snapshot(name) or {}).items():
+                guard.add_metric([name, kind], count)
+        return [in_flight, waiting, state, cooling, guard]
+
+
+@get("/metrics", sync_to_thread=False, include_in_schema=False)
+def metrics_endpoint(metrics: NamedDependency[Metrics]) -> Response[bytes]:
+    # The classic text format, which every Prometheus reads; Litestar adds the charset.
+    return Response(generate_latest(metrics.registry), media_type="text/plain; version=0.0.4")

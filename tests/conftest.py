@@ -47,12 +47,8 @@ def server(tmp_path_factory: pytest.TempPathFactory, model_path: Path) -> Iterat
     (folder / "corrupt.gguf").write_bytes(b"GGUF" + b"\x00" * 64)
     config = folder / "registry.yaml"
     config.write_text(REGISTRY.format(model=model_path))
-    srv = Server(config, env={"ROUNDHOUSE_MAX_BODY_BYTES": str(1024 * 1024)})
-    try:
-        srv.wait_settled()
+    with Server(config, env={"ROUNDHOUSE_MAX_BODY_BYTES": str(1024 * 1024)}) as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 @pytest.fixture
@@ -113,9 +109,5 @@ def ollama_peer(
             model=model_path, upstream=upstream_url, alias=ALIAS, no_eos=json.dumps(NO_EOS)
         )
     )
-    srv = Server(config)
-    try:
-        srv.wait_settled()
+    with Server(config) as srv:
         yield srv
-    finally:
-        srv.stop()

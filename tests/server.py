@@ -46,6 +46,20 @@ async def async_wait_for(
         await asyncio.sleep(every)
 
 
+def end_process(proc: subprocess.Popen[str], reader: threading.Thread) -> None:
+    """Terminate (then kill) a child that is still running, and close its output."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+    reader.join(timeout=5)
+    if proc.stdout is not None:
+        proc.stdout.close()
+
+
 class Server:
     def __init__(
         self, config: Path, *, env: dict[str, str] | None = None, args: list[str] | None = None
@@ -104,13 +118,12 @@ class Server:
         body: dict[str, Any] = self.health().json()["deployments"][name]
         return body
 
+    def __enter__(self) -> Server:
+        self.wait_settled()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=5)
-        self._reader.join(timeout=5)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
+        end_process(self.proc, self._reader)

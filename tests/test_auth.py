@@ -23,12 +23,10 @@ def keyed(tmp_path_factory: pytest.TempPathFactory, model_path: Path) -> Iterato
         "    deployments:\n"
         f"      - {{engine: llamacpp, path: {model_path}, llamacpp: {{n_ctx: 512}}}}\n"
     )
-    server = Server(config, env={"ROUNDHOUSE_API_KEYS": KEYS, "ROUNDHOUSE_LOG_LEVEL": "debug"})
-    try:
-        server.wait_settled()
+    with Server(
+        config, env={"ROUNDHOUSE_API_KEYS": KEYS, "ROUNDHOUSE_LOG_LEVEL": "debug"}
+    ) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def test_requests_need_a_valid_key(keyed: Server) -> None:

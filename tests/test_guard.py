@@ -48,12 +48,8 @@ PARIS = [
 def guarded(tmp_path_factory: pytest.TempPathFactory, model_path: Path) -> Iterator[Server]:
     config = tmp_path_factory.mktemp("guard") / "registry.yaml"
     config.write_text(REGISTRY.format(model=model_path))
-    srv = Server(config)
-    try:
-        srv.wait_settled()
+    with Server(config) as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 def _post(server: Server, path: str, body: dict[str, Any]) -> httpx.Response:

@@ -144,12 +144,8 @@ def registry_file(tmp_path: Path, model_path: Path) -> Path:
 
 @contextlib.contextmanager
 def _logging_server(config: Path, **env: str) -> Iterator[Server]:
-    srv = Server(config, env={"ROUNDHOUSE_LOG_LEVEL": "debug", **env})
-    try:
-        srv.wait_settled()
+    with Server(config, env={"ROUNDHOUSE_LOG_LEVEL": "debug", **env}) as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 def _chat(srv: Server, request_id: str) -> None:

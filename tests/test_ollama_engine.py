@@ -18,6 +18,7 @@ import pytest
 from engines import ChatMessage, EngineSpec, GenerateRequest, TextDelta
 from engines.ollama import OllamaEngine, OllamaOptions
 
+from .checks import assert_length_is_exact, assert_stream_matches_plain
 from .drive import generate_text
 from .server import Server, async_wait_for, wait_for
 from .upstream import Upstream, free_port
@@ -144,12 +145,8 @@ def test_info_comes_from_the_daemon(ollama_peer: Server) -> None:
 def front(tmp_path_factory: pytest.TempPathFactory, ollama_peer: Server) -> Iterator[Server]:
     config = tmp_path_factory.mktemp("ollama-front") / "registry.yaml"
     config.write_text(FRONT.format(peer=ollama_peer.url, closed_port=free_port()))
-    srv = Server(config)
-    try:
-        srv.wait_settled()
+    with Server(config) as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 @pytest.fixture
@@ -191,34 +188,11 @@ def test_usage_is_the_daemons_own(client: openai.OpenAI, ollama_peer: Server) ->
 
 
 def test_streamed_usage_equals_non_streamed_usage(client: openai.OpenAI) -> None:
-    plain = client.chat.completions.create(
-        model="ollama-smol", messages=PARIS, temperature=0, max_tokens=20
-    )  # type: ignore[arg-type]
-    chunks = list(
-        client.chat.completions.create(
-            model="ollama-smol",
-            messages=PARIS,  # type: ignore[arg-type]
-            temperature=0,
-            max_tokens=20,
-            stream=True,
-            stream_options={"include_usage": True},
-        )
-    )
-    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
-    assert text == plain.choices[0].message.content
-    assert chunks[-1].usage == plain.usage
+    assert_stream_matches_plain(client, "ollama-smol", PARIS, max_tokens=20)
 
 
 def test_max_tokens_ends_with_length(client: openai.OpenAI) -> None:
-    reply = client.chat.completions.create(
-        model="ollama-smol",
-        messages=STORY,  # type: ignore[arg-type]
-        temperature=0,
-        max_tokens=7,
-    )
-    assert reply.choices[0].finish_reason == "length"
-    assert reply.usage is not None
-    assert reply.usage.completion_tokens == 7
+    assert_length_is_exact(client, "ollama-smol")
 
 
 def test_embeddings_through_the_daemon(client: openai.OpenAI) -> None:

@@ -43,12 +43,8 @@ def front(
 ) -> Iterator[Server]:
     config = tmp_path_factory.mktemp("replicas") / "registry.yaml"
     config.write_text(REGISTRY.format(first=replicas[0].url, second=replicas[1].url, alias=ALIAS))
-    server = Server(config)
-    try:
-        server.wait_settled()
+    with Server(config) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def test_killing_a_replica_loses_no_request(

@@ -27,22 +27,16 @@ BASIC = "sakura:s3cret-Pa55"
 @pytest.fixture(scope="session")
 def sakura() -> Iterator[Server]:
     """The shipped example: SmolLM2 standing in for Sakura, default_model on."""
-    srv = Server(CONFIG)
-    try:
-        srv.wait_settled()
+    with Server(CONFIG) as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 @pytest.fixture(scope="module")
 def guarded() -> Iterator[Server]:
-    srv = Server(CONFIG, env={"ROUNDHOUSE_BASIC_AUTH": BASIC, "ROUNDHOUSE_LOG_LEVEL": "debug"})
-    try:
-        srv.wait_settled()
+    with Server(
+        CONFIG, env={"ROUNDHOUSE_BASIC_AUTH": BASIC, "ROUNDHOUSE_LOG_LEVEL": "debug"}
+    ) as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 def _client(url: str, key: str) -> openai.OpenAI:

@@ -26,6 +26,7 @@ from engines.upstream import UpstreamEngine, UpstreamOptions, UpstreamUnreachabl
 from engines.upstream._failures import status_error
 from engines.upstream._sse import SSEDecoder
 
+from .checks import assert_length_is_exact, assert_stream_matches_plain
 from .drive import generate_text
 from .server import Server, wait_for
 from .upstream import ALIAS, NO_EOS, Upstream, free_port
@@ -248,12 +249,8 @@ def gateway(
             private_url=private_upstream.url,
         )
     )
-    srv = Server(config)
-    try:
-        srv.wait_settled()
+    with Server(config) as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 @pytest.fixture
@@ -276,34 +273,11 @@ def test_greedy_chat_answers_paris(remote: openai.OpenAI) -> None:
 
 
 def test_streamed_usage_equals_non_streamed_usage(remote: openai.OpenAI) -> None:
-    plain = remote.chat.completions.create(
-        model="remote", messages=PARIS, temperature=0, max_tokens=40
-    )  # type: ignore[arg-type]
-    chunks = list(
-        remote.chat.completions.create(
-            model="remote",
-            messages=PARIS,  # type: ignore[arg-type]
-            temperature=0,
-            max_tokens=40,
-            stream=True,
-            stream_options={"include_usage": True},
-        )
-    )
-    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
-    assert text == plain.choices[0].message.content
-    assert chunks[-1].usage == plain.usage
+    assert_stream_matches_plain(remote, "remote", PARIS, max_tokens=40)
 
 
 def test_length_finish_counts_max_tokens(remote: openai.OpenAI) -> None:
-    reply = remote.chat.completions.create(
-        model="remote",
-        messages=STORY,  # type: ignore[arg-type]
-        temperature=0,
-        max_tokens=7,
-    )
-    assert reply.choices[0].finish_reason == "length"
-    assert reply.usage is not None
-    assert reply.usage.completion_tokens == 7
+    assert_length_is_exact(remote, "remote")
 
 
 def test_an_upstream_that_is_down_is_a_502(gateway: Server) -> None:

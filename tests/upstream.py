@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from .server import MODEL, ROOT, wait_for
+from .server import MODEL, ROOT, end_process, wait_for
 
 ALIAS = "smollm2-upstream"
 # SmolLM2's <|endoftext|> and <|im_end|>: banning them with logit_bias makes a
@@ -99,13 +99,4 @@ class Upstream:
         self.proc.wait(timeout=15)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
-        self._reader.join(timeout=5)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
+        end_process(self.proc, self._reader)

@@ -21,6 +21,7 @@ __all__ = [
     "EngineSpec",
     "Finish",
     "FinishReason",
+    "Footprint",
     "GenerateRequest",
     "Halt",
     "Health",
@@ -125,6 +126,10 @@ class State(enum.StrEnum):
     READY = "ready"
     FAILED = "failed"
     CLOSED = "closed"
+    # Set by the gateway's lifecycle, never by an engine: not loaded (it loads on
+    # demand), and taking no new requests while those in flight finish.
+    UNLOADED = "unloaded"
+    DRAINING = "draining"
 
 
 class Health(msgspec.Struct, frozen=True, kw_only=True):
@@ -206,3 +211,16 @@ class Tokenizer(Protocol):
     async def tokenize(self, text: str, *, add_special: bool) -> list[int]: ...
 
     async def detokenize(self, tokens: list[int]) -> str: ...
+
+
+@runtime_checkable
+class Footprint(Protocol):
+    """An optional engine capability: the memory its model will take once loaded.
+
+    ``footprint`` gives the bytes (weights, caches and working buffers),
+    estimated without loading the model, so a caller can decide beforehand
+    whether it fits; None when unknown. The gateway checks with
+    ``isinstance(engine, Footprint)``.
+    """
+
+    def footprint(self) -> int | None: ...

@@ -5,21 +5,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 from collections.abc import AsyncIterator, Callable
 
 from litestar import Litestar, Router
 from litestar.di import Provide
 
+from .admin import admin_router, reload_registry
 from .auth import api_guard
 from .dispatch import Dispatcher
 from .errors import exception_handlers
-from .health import health
+from .health import health, health_detailed, health_ready
 from .llamaserver import ROUTES as LLAMASERVER_ROUTES
 from .metrics import Metrics, metrics_endpoint
 from .ollama import OPEN_ROUTES as OLLAMA_OPEN_ROUTES
 from .ollama import ollama_router
 from .openai import ROUTES as OPENAI_ROUTES
-from .registry import Registry, load_registry
+from .registry import ConfigError, Registry, load_registry
 from .sakura import ROUTES as SAKURA_ROUTES
 from .settings import Settings
 from .tracing import RequestTracing
@@ -47,12 +49,27 @@ def create_app(
         if on_ready is not None:
             on_ready(served)
 
+    def reload_on_signal() -> None:
+        try:
+            reload_registry(served, settings.config)
+        except (ConfigError, ValueError) as exc:
+            # The loader's message names file, line and key; a traceback would bury it.
+            log.error("SIGHUP: registry not reloaded, the old one keeps serving: %s", exc)  # noqa: TRY400
+
     @contextlib.asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         loading = asyncio.create_task(load())
+        loop = asyncio.get_running_loop()
+        try:
+            loop.add_signal_handler(signal.SIGHUP, reload_on_signal)
+            hangup = True
+        except (NotImplementedError, RuntimeError, ValueError):
+            hangup = False  # not the main thread (a test client): no signals to take
         try:
             yield
         finally:
+            if hangup:
+                loop.remove_signal_handler(signal.SIGHUP)
             if not loading.done():
                 loading.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -84,8 +101,19 @@ def create_app(
     )
     # /metrics sits beside /health, outside the API keys: operators scrape it from
     # inside the network, and it shows no request content (see docs/operations.md).
+    admin = (
+        [] if settings.admin_key is None else [admin_router(settings.admin_key, settings.config)]
+    )
     app = Litestar(
-        route_handlers=[api, health, metrics_endpoint, *OLLAMA_OPEN_ROUTES],
+        route_handlers=[
+            api,
+            health,
+            health_ready,
+            health_detailed,
+            metrics_endpoint,
+            *OLLAMA_OPEN_ROUTES,
+            *admin,
+        ],
         dependencies={
             "dispatcher": Provide(provide_dispatcher),
             "metrics": Provide(provide_metrics),

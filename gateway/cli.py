@@ -6,21 +6,26 @@ import argparse
 import errno
 import logging
 import shlex
+import signal
 import socket
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from pydantic import ValidationError
 
-from engines import EngineSpec, engine_class
+from engines import EngineSpec, Footprint, build_engine, engine_class
 
 from .dispatch import Dispatcher
-from .registry import ConfigError, Registry, load_registry
+from .host import parse_memory_budget
+from .registry import ConfigError, Deployment, Registry, load_registry
 from .settings import Settings
 from .tracing import JsonFormatter, RequestIdFilter
+
+if TYPE_CHECKING:
+    import uvicorn
 
 __all__ = ["main"]
 
@@ -58,14 +63,40 @@ def _settings(args: argparse.Namespace) -> Settings:
     return Settings(**overrides)
 
 
+def _estimate(dep: Deployment) -> str:
+    """The memory estimate the budget will use, for sizing ``memory_budget`` by hand."""
+    assert dep.name is not None
+    size: int | None
+    try:
+        if dep.memory is not None:
+            size = parse_memory_budget(dep.memory).bytes
+        else:
+            spec = EngineSpec(
+                name=dep.name, path=dep.path, url=dep.url, model=dep.model, options=dep.options
+            )
+            engine = build_engine(dep.engine, spec)
+            size = engine.footprint() if isinstance(engine, Footprint) else None
+    except (OSError, ValueError):
+        size = None
+    return "" if size is None else f" (~{size / 2**20:.0f} MiB loaded)"
+
+
 def _describe(registry: Registry) -> list[str]:
     lines = []
+    if registry.memory_budget is not None:
+        lines.append(f"memory_budget: {registry.memory_budget}")
     for model in registry.models:
         aliases = f" (aliases: {', '.join(model.aliases)})" if model.aliases else ""
         lines.append(f"{model.name}{aliases}")
         for dep in model.deployments:
             source = dep.path or dep.url or dep.model or "-"
-            lines.append(f"  {dep.name}: {dep.engine} {source}")
+            lines.append(f"  {dep.name}: {dep.engine} {source}{_estimate(dep)}")
+        rules = [
+            *(["preload"] if model.preload else []),
+            *([f"ttl {model.ttl:g}s"] if model.ttl is not None else []),
+            *(["pinned"] if model.pinned else []),
+        ]
+        lines.append(f"  lifecycle: {', '.join(rules) or 'lazy'}")
         if model.fallbacks:
             lines.append(f"  fallbacks: {', '.join(model.fallbacks)}")
     return lines
@@ -130,6 +161,27 @@ def _configure_logging(settings: Settings) -> None:
     logging.basicConfig(level=settings.log_level.upper(), handlers=[handler], force=True)
 
 
+def _run_until_stopped(server: uvicorn.Server, sock: socket.socket) -> None:
+    """Serve until SIGTERM or SIGINT, then stop in order and return.
+
+    uvicorn handles both signals while it runs (stop accepting, wait up to the grace for
+    requests in flight, close the engines), then restores the handlers it found and
+    raises the signal again for the program that embeds it. Under Python's defaults that
+    turns an orderly stop into a death by SIGTERM (status -15) or a KeyboardInterrupt
+    traceback. So the handlers it finds hand the signal to uvicorn: the re-raise lands
+    on a server that has already stopped, and a signal that comes before uvicorn takes
+    over, while the event loop is set up, still stops it rather than being lost.
+    """
+    from uvicorn.server import HANDLED_SIGNALS
+
+    previous = {sig: signal.signal(sig, server.handle_exit) for sig in HANDLED_SIGNALS}
+    try:
+        server.run(sockets=[sock])
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -167,15 +219,21 @@ def _serve(args: argparse.Namespace) -> int:
         lines.append(f"  models: {models}")
         print("\n".join(lines), flush=True)
 
-    app = create_app(settings, registry=registry, on_ready=summary)
+    try:
+        app = create_app(settings, registry=registry, on_ready=summary)
+    except ValueError as exc:  # a share of VRAM with no GPU visible, say
+        return _fail(f"{settings.config}: memory_budget: {exc}", 2)
     config = uvicorn.Config(
         app,
         log_level=settings.log_level,
         access_log=settings.log_level == "debug",
-        timeout_graceful_shutdown=10,
+        # uvicorn types this int but only hands it to asyncio.wait_for, which takes any
+        # seconds; 0 makes that time out at once, which cuts what is in flight (None
+        # would wait forever).
+        timeout_graceful_shutdown=settings.shutdown_grace,  # type: ignore[arg-type]
         log_config=None,
     )
-    uvicorn.Server(config).run(sockets=[sock])
+    _run_until_stopped(uvicorn.Server(config), sock)
     return 0
 
 

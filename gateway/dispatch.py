@@ -9,6 +9,7 @@ gone to the client it is never retried.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
@@ -37,6 +38,8 @@ from . import tracing
 from .errors import APIError, from_engine_error
 from .generation import Started, unless_disconnected
 from .guard import GuardStats, Watch, guarded
+from .host import parse_memory_budget
+from .lifecycle import Lifecycle, Phase, Slot
 from .registry import Deployment, ModelSpec, Registry
 from .routing import Lease, Route, Router, is_retryable
 
@@ -64,52 +67,85 @@ class Dispatcher:
     def __init__(
         self,
         registry: Registry,
-        engines: Mapping[str, Engine],
+        engines: Mapping[str, Engine] | None = None,
         *,
+        factories: Mapping[str, Callable[[], Engine]] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.registry = registry
+        # Engines handed in already built (embedders, tests) start with the gateway, as
+        # if preloaded, and every load reuses the same instance.
+        preload_all = factories is None
+        if factories is None:
+            factories = {name: _reuse(engine) for name, engine in (engines or {}).items()}
         self.router = Router(registry.routing, clock)
-        self._engines = dict(engines)
-        self._by_name: dict[str, ModelSpec] = {}
         self.guard_stats = GuardStats()
-        for model in registry.models:
-            if model.degeneration_guard is not None:
-                for dep in model.deployments:
-                    self.guard_stats.track(dep.name or model.name)
-            self._by_name[model.name] = model
-            for alias in model.aliases:
-                self._by_name[alias] = model
+        self.lifecycle = Lifecycle(
+            registry,
+            factories,
+            budget=_budget(registry.memory_budget),
+            clock=clock,
+            preload_all=preload_all,
+        )
+        self._adopt(registry)
         self.load_seconds: float | None = None
         # Reported as every model's "created" time: when this registry was loaded.
         self.created = int(time.time())
 
+    def _adopt(self, registry: Registry) -> None:
+        by_name: dict[str, ModelSpec] = {}
+        for model in registry.models:
+            if model.degeneration_guard is not None:
+                for dep in model.deployments:
+                    self.guard_stats.track(dep.name or model.name)
+            by_name[model.name] = model
+            for alias in model.aliases:
+                by_name[alias] = model
+        self.registry = registry
+        self._by_name = by_name
+        self.router.routing = registry.routing
+
     @classmethod
     def from_registry(cls, registry: Registry) -> Dispatcher:
-        engines: dict[str, Engine] = {}
-        for model in registry.models:
-            for dep in model.deployments:
-                assert dep.name is not None
-                spec = EngineSpec(
-                    name=dep.name, path=dep.path, url=dep.url, model=dep.model, options=dep.options
-                )
-                engines[dep.name] = build_engine(dep.engine, spec)
-        return cls(registry, engines)
+        return cls(registry, factories=_factories(registry))
+
+    def reload(self, registry: Registry) -> None:
+        """Serve ``registry`` from now on (see ``Lifecycle.replace``); raises ValueError
+        for an engine that cannot be built, leaving the old registry in place."""
+        budget = _budget(registry.memory_budget)
+        self.lifecycle.replace(registry, _factories(registry), budget=budget)
+        self._adopt(registry)
 
     async def start(self) -> None:
         started = time.monotonic()
-        await asyncio.gather(*(engine.start() for engine in self._engines.values()))
+        await self.lifecycle.start()
         self.load_seconds = time.monotonic() - started
 
     async def close(self) -> None:
-        await asyncio.gather(*(engine.close() for engine in self._engines.values()))
+        await self.lifecycle.close()
+
+    def slot(self, deployment: Deployment) -> Slot:
+        assert deployment.name is not None
+        return self.lifecycle.slots[deployment.name]
 
     def engine(self, deployment: Deployment) -> Engine:
-        assert deployment.name is not None
-        return self._engines[deployment.name]
+        return self.slot(deployment).engine
 
     def health(self) -> dict[str, Health]:
-        return {name: engine.health() for name, engine in self._engines.items()}
+        return {name: slot.health() for name, slot in self.lifecycle.slots.items()}
+
+    async def load_model(self, model: ModelSpec) -> None:
+        """Bring one deployment of ``model`` up now (Ollama's load request)."""
+        granted = await self.lifecycle.ensure([[d.name or "" for d in model.deployments]])
+        if granted is not None:
+            self.lifecycle.ungrant(granted)
+        if not any(self.slot(d).phase is Phase.READY for d in model.deployments):
+            raise from_engine_error(self._unavailable(model))
+
+    def unload_model(self, model: ModelSpec) -> None:
+        """Drain and unload ``model`` (Ollama's keep_alive 0); pinned models stay."""
+        if not model.pinned:
+            for d in model.deployments:
+                self.lifecycle.unload(d.name or "")
 
     def resolve(self, name: str) -> ModelSpec:
         model = self._by_name.get(name)
@@ -146,16 +182,30 @@ class Dispatcher:
             return self._by_name[self.registry.default_model]
         return self.resolve(name or "")
 
-    def _groups(self, model: ModelSpec) -> list[list[Route]]:
-        return [
-            [Route(model=m, deployment=d, engine=self.engine(d)) for d in m.deployments]
-            for m in (model, *(self.resolve(f) for f in model.fallbacks))
-        ]
+    def _chain(self, model: ModelSpec) -> list[ModelSpec]:
+        return [model, *(self.resolve(f) for f in model.fallbacks)]
+
+    def _groups(
+        self, model: ModelSpec, granted: Slot | None
+    ) -> tuple[list[list[Route]], dict[str, Slot]]:
+        """Routes to the loaded deployments; a draining one only for the request that a
+        load was granted to (it waited its turn)."""
+        groups: list[list[Route]] = []
+        slots: dict[str, Slot] = {}
+        for m in self._chain(model):
+            group = []
+            for d in m.deployments:
+                slot = self.lifecycle.slots.get(d.name or "")
+                if slot is not None and (slot.phase is Phase.READY or slot is granted):
+                    group.append(Route(model=m, deployment=d, engine=slot.engine))
+                    slots[slot.name] = slot
+            groups.append(group)
+        return groups, slots
 
     def _unavailable(self, model: ModelSpec) -> EngineError:
         """Why nothing can serve ``model`` right now, in the words of its first deployment."""
         first = model.deployments[0]
-        health = self.engine(first).health()
+        health = self.slot(first).health()
         if first.name is not None and self.router.cooling(first.name):
             return EngineUnavailable(
                 f"every deployment of {model.name!r} is cooling down after repeated failures"
@@ -167,7 +217,18 @@ class Dispatcher:
         self, model: ModelSpec, run: Callable[[Route, Lease], Awaitable[T]]
     ) -> tuple[Route, T, int]:
         """Run ``run`` on the best deployment, moving on while failures are retryable."""
-        groups = self._groups(model)
+        names = [[d.name or "" for d in m.deployments] for m in self._chain(model)]
+        granted = await self.lifecycle.ensure(names)
+        try:
+            return await self._route(model, granted, run)
+        finally:
+            if granted is not None:
+                self.lifecycle.ungrant(granted)
+
+    async def _route(
+        self, model: ModelSpec, granted: Slot | None, run: Callable[[Route, Lease], Awaitable[T]]
+    ) -> tuple[Route, T, int]:
+        groups, slots = self._groups(model, granted)
         routing = self.registry.routing
         tried: set[str] = set()
         turn = self.router.next_turn()
@@ -186,7 +247,8 @@ class Dispatcher:
                     if route is None:
                         raise from_engine_error(self._unavailable(model))
                     count += 1
-                    lease = self.router.acquire(route)
+                    name = route.deployment.name or ""
+                    lease = self.router.acquire(route, self.lifecycle.hold(slots[name]))
                     try:
                         result = await run(route, lease)
                     except EngineError as exc:
@@ -292,3 +354,24 @@ def _with_penalty(
         return msgspec.structs.replace(request, frequency_penalty=max(current, penalty))
 
     return rebuilt
+
+
+def _reuse(engine: Engine) -> Callable[[], Engine]:
+    return lambda: engine
+
+
+def _factories(registry: Registry) -> dict[str, Callable[[], Engine]]:
+    """How to build each deployment's engine, once per load."""
+    factories: dict[str, Callable[[], Engine]] = {}
+    for model in registry.models:
+        for dep in model.deployments:
+            assert dep.name is not None
+            spec = EngineSpec(
+                name=dep.name, path=dep.path, url=dep.url, model=dep.model, options=dep.options
+            )
+            factories[dep.name] = functools.partial(build_engine, dep.engine, spec)
+    return factories
+
+
+def _budget(value: int | str | None) -> int | None:
+    return None if value is None else parse_memory_budget(value).bytes

@@ -1,7 +1,12 @@
-"""GET /health, in the shape llama-server clients already read."""
+"""GET /health in the shape llama-server clients read; /health/ready and /health/detailed.
+
+All three stay outside the API keys: probes and load balancers hold no key, and none
+of them shows request content (docs/operations.md).
+"""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from litestar import Response, get
@@ -9,9 +14,12 @@ from litestar.di import NamedDependency
 
 from engines import Health, State
 
+from .deployments import describe, memory
 from .dispatch import Dispatcher
+from .host import gpu_memory, process_rss_bytes, system_memory
+from .lifecycle import Phase
 
-__all__ = ["health", "slot_busy"]
+__all__ = ["health", "health_detailed", "health_ready", "slot_busy"]
 
 
 def slot_busy(health: Health) -> bool:
@@ -44,6 +52,55 @@ def health(dispatcher: NamedDependency[Dispatcher]) -> Response[dict[str, Any]]:
     if dispatcher.load_seconds is None:
         body = {"status": "loading model", **slots, "deployments": deployments}
         return Response(body, status_code=503)
-    if ready:
+    # Unloaded models load on demand, so only "every deployment failed" is an error.
+    if any(h.state is not State.FAILED for h in states.values()):
         return Response({"status": "ok", **slots, "deployments": deployments}, status_code=200)
     return Response({"status": "error", **slots, "deployments": deployments}, status_code=503)
+
+
+def _unready(dispatcher: Dispatcher) -> list[str]:
+    """Preloaded deployments that are not serving: not yet loaded, or failed."""
+    if dispatcher.load_seconds is None:
+        return [s.name for s in dispatcher.lifecycle.slots.values() if s.model.preload] or ["*"]
+    return [
+        s.name
+        for s in dispatcher.lifecycle.slots.values()
+        if s.model.preload and s.phase in (Phase.FAILED, Phase.LOADING) and s.loads == 0
+    ]
+
+
+@get("/health/ready", sync_to_thread=False)
+def health_ready(dispatcher: NamedDependency[Dispatcher]) -> Response[dict[str, Any]]:
+    """Readiness: start-up is over and every preloaded deployment has come up."""
+    waiting = _unready(dispatcher)
+    if waiting:
+        return Response({"status": "not ready", "waiting_for": waiting}, status_code=503)
+    return Response({"status": "ready"}, status_code=200)
+
+
+@get("/health/detailed")
+async def health_detailed(dispatcher: NamedDependency[Dispatcher]) -> dict[str, Any]:
+    # Asking nvidia-smi may take a moment: off the event loop.
+    gpus = await asyncio.to_thread(gpu_memory)
+    system = system_memory()
+    return {
+        "status": "ready" if not _unready(dispatcher) else "not ready",
+        "process": {"rss_bytes": process_rss_bytes()},
+        "system": None
+        if system is None
+        else {
+            "memory_total_bytes": system.total_bytes,
+            "memory_available_bytes": system.available_bytes,
+        },
+        "gpus": [
+            {
+                "index": g.index,
+                "name": g.name,
+                "memory_total_bytes": g.total_bytes,
+                "memory_used_bytes": g.used_bytes,
+            }
+            for g in gpus
+        ],
+        "memory": memory(dispatcher),
+        "deployments": [describe(dispatcher, s) for s in dispatcher.lifecycle.slots.values()],
+    }

@@ -129,6 +129,42 @@ class DeploymentCollector(Collector):
             "Degeneration guard interventions: stops, retries, exhausted.",
             labels=["deployment", "kind"],
         )
+        estimate = GaugeMetricFamily(
+            "roundhouse_deployment_memory_estimate_bytes",
+            "Memory the deployment takes once loaded, as estimated for the memory budget.",
+            labels=["deployment"],
+        )
+        load_seconds = GaugeMetricFamily(
+            "roundhouse_deployment_load_seconds",
+            "Duration of the deployment's last load (loading -> ready).",
+            labels=["deployment"],
+        )
+        loads = CounterMetricFamily(
+            "roundhouse_deployment_loads", "Loads that ended ready.", labels=["deployment"]
+        )
+        unloads = CounterMetricFamily(
+            "roundhouse_deployment_unloads",
+            "Unloads: idle ttl, memory-budget evictions, admin and Ollama requests, reloads.",
+            labels=["deployment"],
+        )
+        budget = GaugeMetricFamily(
+            "roundhouse_memory_budget_bytes", "The registry's memory_budget (absent: none)."
+        )
+        resident = GaugeMetricFamily(
+            "roundhouse_memory_resident_bytes",
+            "Estimated memory of the deployments loaded, loading or draining.",
+        )
+        lifecycle = d.lifecycle
+        if lifecycle.budget is not None:
+            budget.add_metric([], lifecycle.budget)
+        resident.add_metric([], lifecycle.resident_bytes())
+        for slot in lifecycle.slots.values():
+            if slot.estimate is not None:
+                estimate.add_metric([slot.name], slot.estimate)
+            if slot.load_seconds is not None:
+                load_seconds.add_metric([slot.name], slot.load_seconds)
+            loads.add_metric([slot.name], slot.loads)
+            unloads.add_metric([slot.name], slot.unloads)
         for name, health in d.health().items():
             in_flight.add_metric([name], d.router.in_flight(name))
             waiting.add_metric([name], health.waiting)
@@ -137,7 +173,19 @@ class DeploymentCollector(Collector):
                 state.add_metric([name, s.value], 1 if health.state is s else 0)
             for kind, count in (d.guard_stats.snapshot(name) or {}).items():
                 guard.add_metric([name, kind], count)
-        return [in_flight, waiting, state, cooling, guard]
+        return [
+            in_flight,
+            waiting,
+            state,
+            cooling,
+            guard,
+            estimate,
+            load_seconds,
+            loads,
+            unloads,
+            budget,
+            resident,
+        ]
 
 
 @get("/metrics", sync_to_thread=False, include_in_schema=False)

@@ -89,9 +89,12 @@ class Route(msgspec.Struct, frozen=True, kw_only=True):
 class Lease:
     """One attempt's hold on a deployment; released exactly once."""
 
-    def __init__(self, router: Router, name: str) -> None:
+    def __init__(
+        self, router: Router, name: str, on_release: Callable[[], None] | None = None
+    ) -> None:
         self._router = router
         self._name = name
+        self._on_release = on_release
         self._open = True
 
     def release(self, error: EngineError | None = None, *, conclusive: bool = True) -> None:
@@ -100,6 +103,8 @@ class Lease:
             return
         self._open = False
         self._router.finish(self._name, error, conclusive=conclusive)
+        if self._on_release is not None:
+            self._on_release()
 
 
 class Router:
@@ -145,11 +150,11 @@ class Router:
             usable.sort(key=lambda item: (self.in_flight(_name(item[1])), (item[0] - turn) % size))
             yield from (c for _, c in usable)
 
-    def acquire(self, candidate: Route) -> Lease:
+    def acquire(self, candidate: Route, on_release: Callable[[], None] | None = None) -> Lease:
         name = _name(candidate)
         self._breaker(name).begin()
         self._in_flight[name] = self.in_flight(name) + 1
-        return Lease(self, name)
+        return Lease(self, name, on_release)
 
     def finish(self, name: str, error: EngineError | None, *, conclusive: bool = True) -> None:
         self._in_flight[name] = self.in_flight(name) - 1

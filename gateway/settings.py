@@ -55,6 +55,24 @@ class Settings(BaseSettings):
         ),
     )
 
+    shutdown_grace: float = Field(
+        default=30.0,
+        ge=0,
+        allow_inf_nan=False,
+        description=(
+            "Seconds SIGTERM/SIGINT waits for requests in flight, streams included, to "
+            "finish before they are cut and the engines closed anyway. New connections are "
+            "refused from the signal on. 0 cuts them at once."
+        ),
+    )
+    admin_key: SecretStr | None = Field(
+        default=None,
+        description=(
+            "The key of the /admin API (`Authorization: Bearer <key>`), separate from "
+            "api_keys. Unset, the admin API is off: its routes are absent."
+        ),
+    )
+
     @field_validator("basic_auth")
     @classmethod
     def _check_basic(cls, value: SecretStr | None) -> SecretStr | None:
@@ -62,6 +80,14 @@ class Settings(BaseSettings):
             user, sep, _ = value.get_secret_value().partition(":")
             if not sep or not user:
                 raise ValueError("must be user:pass")
+        return value
+
+    @field_validator("admin_key")
+    @classmethod
+    def _check_admin(cls, value: SecretStr | None) -> SecretStr | None:
+        # `ROUNDHOUSE_ADMIN_KEY=` would otherwise turn the admin API on behind an empty key.
+        if value is not None and not value.get_secret_value().strip():
+            raise ValueError("must not be empty; unset it to turn the admin API off")
         return value
 
     @field_validator("api_keys", mode="before")

@@ -13,21 +13,25 @@ REGISTRY = """
 models:
   - name: smollm2
     aliases: [smol]
+    preload: true
     deployments:
       - engine: llamacpp
         path: {model}
         llamacpp: {{n_ctx: 2048, max_queue: 8}}
     limits: {{max_tokens: 1024}}
   - name: single-slot
+    preload: true
     deployments:
       - engine: llamacpp
         path: {model}
         llamacpp: {{n_ctx: 1024, max_queue: 1, embeddings: false}}
   - name: missing
+    preload: true
     deployments:
       - engine: llamacpp
         path: does-not-exist.gguf
   - name: corrupt
+    preload: true
     deployments:
       - engine: llamacpp
         path: corrupt.gguf
@@ -77,16 +81,23 @@ def upstream_url(upstream: Upstream) -> str:
 OLLAMA_PEER_REGISTRY = """
 models:
   - name: smollm2
+    preload: true
     deployments:
       - engine: llamacpp
         path: {model}
         llamacpp: {{n_ctx: 2048}}
   - name: endless
+    preload: true
     deployments:
       - engine: openai
         url: {upstream}
         model: {alias}
         openai: {{extra_body: {{logit_bias: {no_eos}}}}}
+  - name: lazy
+    deployments:
+      - engine: llamacpp
+        path: {model}
+        llamacpp: {{n_ctx: 512, embeddings: false}}
 """
 
 

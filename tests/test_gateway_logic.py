@@ -6,6 +6,7 @@ Runs the real app in-process on a FAKE engine (tests/fakes.py).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import msgspec
@@ -55,12 +56,24 @@ def client(primary: FakeEngine) -> Iterator[TestClient[Any]]:
 CHAT = {"model": "primary", "messages": [{"role": "user", "content": "hello there"}]}
 
 
-def test_health_is_503_while_loading_then_200(client: TestClient[Any], primary: FakeEngine) -> None:
+def test_health_is_503_while_loading_and_requests_wait_for_the_load(
+    client: TestClient[Any], primary: FakeEngine
+) -> None:
     loading = client.get("/health")
     assert loading.status_code == 503
     assert loading.json()["status"] == "loading model"
-    assert client.post("/v1/chat/completions", json=CHAT).status_code == 503
-    primary.loaded.set()
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(client.post, "/v1/chat/completions", json=CHAT)
+        try:
+            wait_for(
+                lambda: client.get("/health").json()["deployments"]["primary"]["waiting"] == 1,
+                timeout=5,
+                what="the request queued behind the load",
+            )
+            assert not pending.done()
+        finally:
+            primary.loaded.set()
+        assert pending.result(timeout=10).status_code == 200
     wait_for(lambda: client.get("/health").status_code == 200, timeout=5, what="ready")
     assert client.get("/health").json()["status"] == "ok"
 

@@ -8,6 +8,7 @@ test_ollama_mapping.py.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,7 +16,7 @@ import httpx
 import openai
 import pytest
 
-from engines import ChatMessage, EngineSpec, GenerateRequest, TextDelta
+from engines import ChatMessage, EngineSpec, GenerateRequest, State, TextDelta
 from engines.ollama import OllamaEngine, OllamaOptions
 
 from .checks import assert_length_is_exact, assert_stream_matches_plain
@@ -134,6 +135,72 @@ def test_info_comes_from_the_daemon(ollama_peer: Server) -> None:
             assert info.n_params > 100_000_000
         finally:
             await engine.close()
+
+    asyncio.run(scenario())
+
+
+def _peer_state(peer: Server, model: str) -> str:
+    state: str = peer.deployment(model)["state"]
+    return state
+
+
+def test_start_loads_the_model_and_close_unloads_it(ollama_peer: Server) -> None:
+    # ``lazy`` is not preloaded: only this engine's start() loads it on the peer.
+    wait_for(
+        lambda: _peer_state(ollama_peer, "lazy") == "unloaded", timeout=30, what="lazy unloaded"
+    )
+    engine = _engine(ollama_peer.url, model="lazy", keep_alive="10m")
+
+    async def scenario() -> None:
+        await engine.start()
+        try:
+            assert engine.health().state is State.READY
+            await async_wait_for(
+                lambda: _peer_state(ollama_peer, "lazy") == "ready",
+                within=60,
+                what="the peer to load lazy",
+            )
+        finally:
+            await engine.close()
+        assert engine.health().state is State.CLOSED
+
+    asyncio.run(scenario())
+    wait_for(
+        lambda: _peer_state(ollama_peer, "lazy") == "unloaded",
+        timeout=30,
+        what="the peer to unload lazy",
+    )
+
+
+def test_close_leaves_a_model_it_did_not_load(ollama_peer: Server) -> None:
+    # smollm2 is preloaded on the peer: it ran before this engine and runs after it.
+    wait_for(
+        lambda: _peer_state(ollama_peer, "smollm2") == "ready", timeout=60, what="smollm2 ready"
+    )
+    engine = _engine(ollama_peer.url)
+
+    async def scenario() -> None:
+        await engine.start()
+        await engine.close()
+
+    asyncio.run(scenario())
+    # An unload request would have set it draining at once.
+    assert _peer_state(ollama_peer, "smollm2") == "ready"
+
+
+def test_a_daemon_that_is_down_does_not_hold_start_or_close() -> None:
+    engine = _engine(f"http://127.0.0.1:{free_port()}", model="lazy")
+
+    async def scenario() -> None:
+        began = time.monotonic()
+        async with asyncio.timeout(30):
+            await engine.start()
+        assert engine.health().state is State.READY
+        async with asyncio.timeout(30):
+            await engine.close()
+        assert engine.health().state is State.CLOSED
+        # Refused at once: neither waited for the daemon.
+        assert time.monotonic() - began < 5
 
     asyncio.run(scenario())
 

@@ -28,6 +28,7 @@ from .._contract import (
     Usage,
 )
 from .._errors import EngineError, EngineUnavailable, Overloaded
+from ._gguf import estimate_bytes
 from ._options import LlamaCppOptions
 from ._runner import LoadError, ModelRunner
 
@@ -127,6 +128,19 @@ class LlamaCppEngine:
 
     def info(self) -> ModelInfo:
         return self._runner.info if self._runner is not None else ModelInfo()
+
+    # Set by the first successful estimate: the file is not expected to change under us.
+    _footprint: int | None = None
+
+    def footprint(self) -> int | None:
+        """Bytes the model will take once loaded, from its GGUF header; None if unreadable."""
+        if self._footprint is None:
+            n_ctx, n_batch = self._options.n_ctx, self._options.n_batch
+            try:
+                self._footprint = estimate_bytes(self._path, n_ctx=n_ctx, n_batch=n_batch)
+            except (OSError, ValueError):  # missing, unreadable or not GGUF: unknown
+                return None
+        return self._footprint
 
     def _ready_runner(self) -> ModelRunner:
         runner = self._runner

@@ -1,4 +1,12 @@
-"""Roundhouse in front of an Ollama daemon, through the official ``ollama`` client."""
+"""Roundhouse in front of an Ollama daemon, through the official ``ollama`` client.
+
+The gateway's lifecycle decides when a model holds memory, so this engine maps its
+start and close onto Ollama's own load and unload: start() asks the daemon to load
+the model (an empty generate with the deployment's ``keep_alive``), close() asks it
+to unload (``keep_alive: 0``). Both are best effort and bounded: a daemon that is
+down or lacks the model is routing's business, not a failed start. Roundhouse unloads
+only what it loaded: a model the daemon was already running for someone else stays.
+"""
 
 from __future__ import annotations
 
@@ -24,7 +32,7 @@ from .._contract import (
     StreamItem,
     TextDelta,
 )
-from .._errors import EngineError, EngineUnavailable, Unsupported
+from .._errors import EngineError, EngineUnavailable, Unsupported, UpstreamTimeout
 from ._failures import ModelMissing, translate_errors
 from ._mapping import (
     ChunkReader,
@@ -50,6 +58,11 @@ _CONNECT_SECONDS = 10.0
 # start() asks /api/show only as a hint for operators: it must not hold start-up.
 _SHOW_SECONDS = 5.0
 _SHOW_RETRY_SECONDS = 30.0
+# start() then waits this long for the daemon to load the model (a large one takes
+# minutes from a cold disk); past it the deployment is ready and the load goes on.
+_LOAD_SECONDS = 120.0
+# close() waits this long for the daemon to acknowledge an unload.
+_UNLOAD_SECONDS = 5.0
 
 
 class OllamaEngine:
@@ -58,6 +71,11 @@ class OllamaEngine:
     ``spec.model`` is the Ollama tag (``qwen2.5:7b``); ``spec.url`` the daemon,
     local by default. The daemon queues and schedules; this engine counts the
     requests it has open and, with ``pull: true``, fetches a missing model.
+
+    start() loads the model on the daemon and close() unloads it, so that a model
+    holds the daemon's memory while, and only while, its deployment is loaded in
+    the gateway; close() unloads only a model that start() loaded, never one the
+    daemon was already running when the deployment started.
     """
 
     options_type: ClassVar[type[msgspec.Struct]] = OllamaOptions
@@ -86,6 +104,8 @@ class OllamaEngine:
         self._info: ModelInfo | None = None
         self._show_task: asyncio.Task[None] | None = None
         self._shown_at: float | None = None
+        # Whether start() loaded the model on the daemon, which close() then unloads.
+        self._loaded = False
 
     def _new_client(self, timeout: float | None) -> AsyncClient:
         connect = _CONNECT_SECONDS if timeout is None else min(timeout, _CONNECT_SECONDS)
@@ -106,11 +126,19 @@ class OllamaEngine:
             return
         # A daemon that is down now is routing's business, not a failed deployment.
         self._state = State.READY
-        # Only hints for operators: requests find out for themselves.
+        # keep_alive 0 unloads after every request: loading now would be for nothing.
+        if await self._hint(self._client) and not _unloads_at_once(self._options.keep_alive):
+            await self._load(self._client)
+
+    async def _hint(self, client: AsyncClient) -> bool:
+        """Ask /api/show, for operators; True when the daemon has the model.
+
+        Only hints: requests find out for themselves.
+        """
         name = self._spec.name
         try:
             async with asyncio.timeout(_SHOW_SECONDS):
-                await self._show(self._client)
+                await self._show(client)
         except ModelMissing as exc:
             if self._options.pull:
                 log.warning(
@@ -125,6 +153,65 @@ class OllamaEngine:
         except TimeoutError:
             log.warning(
                 "deployment %s: the Ollama daemon at %s does not answer yet", name, self.url
+            )
+        else:
+            return True
+        return False
+
+    async def _load(self, client: AsyncClient) -> None:
+        """Have the daemon load the model now, with this deployment's keep_alive."""
+        name = self._spec.name
+        running = await self._running(client)
+        # Claimed before asking: a load that is cut short may still go on in the
+        # daemon, and close() should then unload it all the same.
+        self._loaded = not running
+        try:
+            async with asyncio.timeout(_LOAD_SECONDS):
+                async with translate_errors(self.url, self.model):
+                    # No prompt: Ollama loads the model and generates nothing. With
+                    # the requests' load options, or their first would load it again.
+                    await client.generate(
+                        self.model,
+                        options=load_options(self._options) or None,
+                        keep_alive=self._options.keep_alive,
+                    )
+        except (UpstreamTimeout, TimeoutError):
+            log.warning(
+                "deployment %s: the Ollama daemon at %s is still loading %s",
+                name,
+                self.url,
+                self.model,
+            )
+        except EngineError as exc:
+            # Refused: nothing was loaded, so there is nothing to unload either.
+            self._loaded = False
+            log.warning("deployment %s: loading %s failed: %s", name, self.model, exc.message)
+        else:
+            log.info("deployment %s: %s is loaded on the Ollama daemon", name, self.model)
+
+    async def _running(self, client: AsyncClient) -> bool:
+        """Whether the daemon runs the model already (loaded by someone else)."""
+        try:
+            async with asyncio.timeout(_SHOW_SECONDS):
+                async with translate_errors(self.url, self.model):
+                    answer = await client.ps()
+        except (EngineError, TimeoutError) as exc:
+            # Not known: the load this engine asks for is then taken as its own.
+            log.debug("deployment %s: /api/ps failed: %s", self._spec.name, exc)
+            return False
+        wanted = _tagged(self.model)
+        return any(_tagged(m.model or m.name or "") == wanted for m in answer.models)
+
+    async def _unload(self, client: AsyncClient) -> None:
+        self._loaded = False
+        try:
+            async with asyncio.timeout(_UNLOAD_SECONDS):
+                async with translate_errors(self.url, self.model):
+                    await client.generate(self.model, keep_alive=0)
+        except (EngineError, TimeoutError) as exc:
+            message = exc.message if isinstance(exc, EngineError) else "no answer in time"
+            log.warning(
+                "deployment %s: unloading %s failed: %s", self._spec.name, self.model, message
             )
 
     def _fail(self, message: str) -> None:
@@ -141,7 +228,12 @@ class OllamaEngine:
             await asyncio.gather(task, return_exceptions=True)
         client, self._client = self._client, None
         if client is not None:
-            await client.close()  # type: ignore[no-untyped-call]
+            try:
+                if self._loaded:
+                    # The gateway drained this deployment first: nothing runs on it.
+                    await self._unload(client)
+            finally:
+                await client.close()  # type: ignore[no-untyped-call]
 
     def health(self) -> Health:
         message = self._message if self._state is not State.READY else self._puller.message
@@ -295,3 +387,18 @@ class OllamaEngine:
                 keep_alive=self._options.keep_alive,
             )
         return embeddings(answer, request)
+
+
+def _tagged(name: str) -> str:
+    """An Ollama name with its tag: ``qwen2.5`` and ``qwen2.5:latest`` are one model."""
+    last = name.rsplit("/", 1)[-1]
+    return name if ":" in last else f"{name}:latest"
+
+
+def _unloads_at_once(keep_alive: str | float | None) -> bool:
+    """Whether ``keep_alive`` is zero ("0", "0s", 0.0): the model goes after each request."""
+    if keep_alive is None:
+        return False
+    if isinstance(keep_alive, str):
+        return not any(c in "123456789" for c in keep_alive)
+    return keep_alive == 0

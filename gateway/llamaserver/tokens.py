@@ -34,8 +34,8 @@ _tokenize_decoder = msgspec.json.Decoder(TokenizeBody)
 _detokenize_decoder = msgspec.json.Decoder(DetokenizeBody)
 
 
-def _tokenizer(dispatcher: Dispatcher, name: str | None) -> Tokenizer:
-    """A ready deployment's tokenizer for the named (or primary) model."""
+async def _tokenizer(dispatcher: Dispatcher, name: str | None) -> Tokenizer:
+    """A ready deployment's tokenizer for the named (or primary) model, loaded if need be."""
     model = dispatcher.resolve_for_request(name, single_model=True)
     engines = [dispatcher.engine(d) for d in model.deployments]
     capable = [e for e in engines if isinstance(e, Tokenizer)]
@@ -47,7 +47,8 @@ def _tokenizer(dispatcher: Dispatcher, name: str | None) -> Tokenizer:
             "/tokenize and /detokenize need the llamacpp engine",
             code="not_implemented",
         )
-    for engine in engines:
+    await dispatcher.load_model(model)
+    for engine in (dispatcher.engine(d) for d in model.deployments):
         if isinstance(engine, Tokenizer) and engine.health().state is State.READY:
             return engine
     raise EngineUnavailable(f"no deployment of model {model.name!r} is ready")
@@ -60,7 +61,7 @@ async def tokenize(
     body = decode_body(await request.body(), _tokenize_decoder)
     if body.with_pieces:
         raise APIError(400, "with_pieces is not supported", param="with_pieces", code="unsupported")
-    engine = _tokenizer(dispatcher, body.model)
+    engine = await _tokenizer(dispatcher, body.model)
     work = engine.tokenize(body.content, add_special=body.add_special)
     return {"tokens": await unless_disconnected(request.receive, work)}
 
@@ -70,6 +71,6 @@ async def detokenize(
     request: Request[Any, Any, Any], dispatcher: NamedDependency[Dispatcher]
 ) -> dict[str, Any]:
     body = decode_body(await request.body(), _detokenize_decoder)
-    engine = _tokenizer(dispatcher, body.model)
+    engine = await _tokenizer(dispatcher, body.model)
     work = engine.detokenize(body.tokens)
     return {"content": await unless_disconnected(request.receive, work)}

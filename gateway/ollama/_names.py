@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import contextlib
 
-from engines import EngineUnavailable, State
+from engines import State
 
 from ..dispatch import Dispatcher
 from ..errors import APIError
 from ..registry import Deployment, ModelSpec
 
-__all__ = ["display_name", "ready_deployment", "reported_name", "require_ready", "resolve"]
+__all__ = ["display_name", "ready_deployment", "reported_name", "resolve"]
 
 
 def _candidates(name: str) -> list[str]:
@@ -57,11 +57,3 @@ def ready_deployment(dispatcher: Dispatcher, model: ModelSpec) -> Deployment | N
         if dispatcher.engine(deployment).health().state is State.READY:
             return deployment
     return None
-
-
-def require_ready(dispatcher: Dispatcher, model: ModelSpec) -> None:
-    """Refuse a load request for a model nothing can serve (Ollama would load it)."""
-    if ready_deployment(dispatcher, model) is None:
-        health = dispatcher.engine(model.deployments[0]).health()
-        reason = f": {health.message}" if health.message else ""
-        raise EngineUnavailable(f"model {model.name!r} is {health.state.value}{reason}")

@@ -15,7 +15,7 @@ from ..openai._wire import decode_body
 from ..policy import apply_policy
 from ..registry import ModelSpec
 from ._clock import Timing
-from ._names import require_ready, resolve
+from ._names import resolve
 from ._stream import generation_response, lifecycle_response
 from ._wire import ChatBody, unload_requested
 
@@ -37,11 +37,11 @@ async def chat(
     model = resolve(dispatcher, body.model)
     unload = unload_requested(body.keep_alive)
     if not body.messages:
-        # Ollama's load and unload requests. Models here stay loaded for the gateway's
-        # life (the engine contract has no unload yet), so both only confirm.
+        # Ollama's load and unload requests, through the lifecycle (docs/ollama.md).
         if unload:
+            dispatcher.unload_model(model)
             return lifecycle_response(body.model, _message, "unload")
-        require_ready(dispatcher, model)
+        await dispatcher.load_model(model)
         return lifecycle_response(body.model, _message, "load")
     body.refuse_thinking()
     messages = body.chat_messages()

@@ -15,7 +15,7 @@ from ..openai._wire import decode_body
 from ..policy import apply_policy
 from ..registry import ModelSpec
 from ._clock import Timing
-from ._names import require_ready, resolve
+from ._names import resolve
 from ._stream import generation_response, lifecycle_response
 from ._wire import GenerateBody, unload_requested
 
@@ -50,8 +50,9 @@ async def generate(
     if not body.prompt and not body.images:
         # Load and unload requests; see /api/chat.
         if unload:
+            dispatcher.unload_model(model)
             return lifecycle_response(body.model, _response, "unload")
-        require_ready(dispatcher, model)
+        await dispatcher.load_model(model)
         return lifecycle_response(body.model, _response, "load")
     body.check()
     body.refuse_thinking()

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 import msgspec
 
+from ..host import parse_memory_budget
 from ..sampling import (
     Penalty,
     PositiveInt,
@@ -25,6 +26,13 @@ __all__ = [
     "Routing",
     "Timeouts",
 ]
+
+
+def _check_size(value: int | str) -> None:
+    text = str(value)
+    if "%" in text:
+        raise ValueError("memory must be a size such as 20GiB, not a share")
+    parse_memory_budget(value, ram_total=1, vram_total=1)
 
 
 class _Strict(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -111,7 +119,14 @@ class Deployment(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True)
     # The model's name upstream (a hub id, an Ollama tag).
     model: str | None = None
     timeouts: Timeouts = Timeouts()
+    # Bytes the deployment takes once loaded, for the memory budget: a size such as
+    # "20GiB", for engines that cannot estimate their own (a vLLM launch, a remote).
+    memory: int | str | None = None
     options: Any = None
+
+    def __post_init__(self) -> None:
+        if self.memory is not None:
+            _check_size(self.memory)
 
 
 class ModelSpec(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -127,6 +142,11 @@ class ModelSpec(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
     # model's own ``defaults`` win over the preset's.
     preset: str | None = None
     degeneration_guard: DegenerationGuard | None = None
+    # Lifecycle (docs/operations.md): load at start-up instead of on the first request;
+    # unload after this many idle seconds; never evict for the memory budget.
+    preload: bool = False
+    ttl: Annotated[float, msgspec.Meta(gt=0)] | None = None
+    pinned: bool = False
 
     def __post_init__(self) -> None:
         if not self.name.strip():
@@ -141,6 +161,15 @@ class Registry(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
     # A model name or alias that answers requests naming an unknown (or empty) model,
     # for clients that send a fixed placeholder; None keeps those a 404.
     default_model: str | None = None
+    # Memory that loaded deployments may take together: bytes, a size ("12GiB"), or a
+    # share of the host ("60%", "60% ram", "90% vram"). Idle models are evicted for it.
+    memory_budget: int | str | None = None
+
+    def __post_init__(self) -> None:
+        if self.memory_budget is not None:
+            # Shares are resolved against the host when the gateway starts; here only
+            # the syntax is checked, so that `roundhouse check` works anywhere.
+            parse_memory_budget(self.memory_budget, ram_total=1 << 40, vram_total=1 << 40)
 
     def names(self) -> list[str]:
         return [m.name for m in self.models]

@@ -1,0 +1,114 @@
+"""The admin API under /admin: deployments, load and unload, registry reload.
+
+Mounted only when ``ROUNDHOUSE_ADMIN_KEY`` is set, and guarded by that key alone:
+API keys, which clients hold, cannot unload models or swap the registry.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from litestar import Response, Router, get, post
+from litestar.di import NamedDependency
+from pydantic import SecretStr
+
+from .auth import bearer_guard
+from .deployments import describe, memory
+from .dispatch import Dispatcher
+from .errors import APIError
+from .lifecycle import NotLoaded, Slot
+from .registry import ConfigError, load_registry
+
+__all__ = ["admin_router", "reload_registry"]
+
+log = logging.getLogger("roundhouse.gateway")
+
+
+def reload_registry(dispatcher: Dispatcher, path: Path) -> dict[str, list[str]]:
+    """Read ``path`` and serve it; raises ``ConfigError`` or ``ValueError`` and keeps
+    the old registry when the file, or an engine built from it, is invalid."""
+    registry = load_registry(path)
+    old = {m.name: m for m in dispatcher.registry.models}
+    new = {m.name: m for m in registry.models}
+    dispatcher.reload(registry)
+    changes = {
+        "added": sorted(new.keys() - old.keys()),
+        "removed": sorted(old.keys() - new.keys()),
+        "changed": sorted(n for n in new.keys() & old.keys() if new[n] != old[n]),
+    }
+    log.info(
+        "registry %s reloaded: added %s, removed %s, changed %s",
+        path,
+        changes["added"] or "none",
+        changes["removed"] or "none",
+        changes["changed"] or "none",
+    )
+    return changes
+
+
+def _slot(dispatcher: Dispatcher, name: str) -> Slot:
+    slot = dispatcher.lifecycle.slots.get(name)
+    if slot is None:
+        known = ", ".join(dispatcher.lifecycle.slots) or "none"
+        raise APIError(
+            404, f"no deployment {name!r}; deployments: {known}", code="deployment_not_found"
+        )
+    return slot
+
+
+@get("/deployments", sync_to_thread=False)
+def list_deployments(dispatcher: NamedDependency[Dispatcher]) -> dict[str, Any]:
+    return {
+        "deployments": [describe(dispatcher, s) for s in dispatcher.lifecycle.slots.values()],
+        # Removed or changed by a reload, finishing their last requests.
+        "retired": [describe(dispatcher, s) for s in dispatcher.lifecycle.retired()],
+        "memory": memory(dispatcher),
+    }
+
+
+@get("/deployments/{name:str}", sync_to_thread=False)
+def show_deployment(name: str, dispatcher: NamedDependency[Dispatcher]) -> dict[str, Any]:
+    return describe(dispatcher, _slot(dispatcher, name))
+
+
+@post("/deployments/{name:str}/load", status_code=200)
+async def load_deployment(name: str, dispatcher: NamedDependency[Dispatcher]) -> dict[str, Any]:
+    slot = _slot(dispatcher, name)
+    try:
+        await dispatcher.lifecycle.load(name)
+    except NotLoaded as exc:
+        raise APIError(503, f"{name} could not be loaded: {exc}", code="load_failed") from None
+    return describe(dispatcher, slot)
+
+
+@post("/deployments/{name:str}/unload", status_code=202, sync_to_thread=False)
+def unload_deployment(name: str, dispatcher: NamedDependency[Dispatcher]) -> dict[str, Any]:
+    """Accepted: the deployment drains (requests in flight finish), then unloads."""
+    slot = _slot(dispatcher, name)
+    dispatcher.lifecycle.unload(name)
+    return describe(dispatcher, slot)
+
+
+def admin_router(key: SecretStr, config: Path) -> Router:
+    @post("/reload", status_code=200, sync_to_thread=False)
+    def reload(dispatcher: NamedDependency[Dispatcher]) -> Response[dict[str, Any]]:
+        try:
+            changes = reload_registry(dispatcher, config)
+        except (ConfigError, ValueError) as exc:
+            # The old registry keeps serving; the operator gets the loader's own words.
+            raise APIError(400, f"registry not reloaded: {exc}", code="invalid_registry") from None
+        return Response({"status": "reloaded", "config": str(config), **changes})
+
+    return Router(
+        path="/admin",
+        route_handlers=[
+            list_deployments,
+            show_deployment,
+            load_deployment,
+            unload_deployment,
+            reload,
+        ],
+        guards=[bearer_guard([key])],
+    )

@@ -289,3 +289,24 @@ def test_a_request_that_leaves_while_queued_frees_its_place() -> None:
         await lifecycle.close()
 
     _run(test)
+
+
+def test_a_refused_replica_does_not_hold_up_one_that_fits() -> None:
+    async def test() -> None:
+        model = ModelSpec(
+            name="m",
+            deployments=(
+                Deployment(engine="fake", name="big", memory=1000),
+                Deployment(engine="fake", name="small", memory=100),
+            ),
+        )
+        factories = {"big": _factory("big"), "small": _factory("small")}
+        lifecycle = Lifecycle(Registry(models=(model,)), factories, budget=150, clock=Clock())
+        await lifecycle.start()
+        granted = await lifecycle.ensure([["big", "small"]])
+        assert granted is lifecycle.slots["small"]
+        assert lifecycle.slots["big"].phase is Phase.FAILED
+        lifecycle.ungrant(granted)
+        await lifecycle.close()
+
+    _run(test)

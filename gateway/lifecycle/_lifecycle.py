@@ -22,6 +22,7 @@ from typing import Any
 from engines import Engine, State
 
 from ..registry import ModelSpec, Registry
+from ._budget import Fits, Refuse, fits, plan, resident_bytes
 from ._slot import Clock, Phase, Slot
 
 __all__ = ["Lifecycle", "NotLoaded"]
@@ -44,10 +45,6 @@ class _Waiter:
         self.targets = tuple(targets)
         self.holds = holds
         self.future: asyncio.Future[Slot | None] = asyncio.get_running_loop().create_future()
-
-
-def _size(value: int) -> str:
-    return f"{value / 2**20:.0f} MiB"
 
 
 class Lifecycle:
@@ -88,6 +85,10 @@ class Lifecycle:
                     slots[dep.name] = Slot(model, dep, factories[dep.name], self._clock)
         for slot, model in kept:
             slot.model = model  # new rules (ttl, pinned...) apply from now on
+            # A new budget may fit what the old one refused for good.
+            if slot.hopeless:
+                slot.hopeless = False
+                slot.retry_at = None
         return slots
 
     # -- start, stop, reload -------------------------------------------------
@@ -207,7 +208,7 @@ class Lifecycle:
             slot.last_error = None
 
     def resident_bytes(self) -> int:
-        return sum(s.estimate or 0 for s in self._all() if s.resident)
+        return resident_bytes(self._all())
 
     def retired(self) -> list[Slot]:
         return list(self._retired)
@@ -272,60 +273,35 @@ class Lifecycle:
                 continue
             if blocked or any(s.phase is Phase.LOADING for s in alive):
                 continue
-            candidate = next((s for s in alive if s.phase in (Phase.UNLOADED, Phase.FAILED)), None)
-            if candidate is None:
-                continue  # draining: it loads again once it has unloaded
-            room = self._make_room(candidate, exclude=waiter.targets)
-            if room is None:
-                self._begin_load(candidate)
-                # The model's other replicas come up beside it when they fit as they are.
-                for other in alive:
-                    if other.phase is Phase.UNLOADED and self._fits(other):
-                        self._begin_load(other)
-            elif room:
-                blocked = True
-            elif len(alive) == 1:
-                self._resolve(waiter, None)  # it cannot fit: the request is told why
-
-    def _fits(self, slot: Slot) -> bool:
-        need, budget = slot.estimate, self.budget
-        return budget is None or need is None or need <= budget - self.resident_bytes()
+            candidates = [s for s in alive if s.phase in (Phase.UNLOADED, Phase.FAILED)]
+            for candidate in candidates:
+                room = self._make_room(candidate, exclude=waiter.targets)
+                if room is None:
+                    self._begin_load(candidate)
+                    # The model's other replicas come up beside it when they fit as they are.
+                    for other in alive:
+                        if other.phase is Phase.UNLOADED and fits(other, self._all(), self.budget):
+                            self._begin_load(other)
+                    break
+                if room:
+                    blocked = True
+                    break
+            else:
+                # Nothing to load (draining ones load again once unloaded) or every
+                # candidate was refused: then the request is told why.
+                if candidates and not any(s.phase is Phase.DRAINING for s in alive):
+                    self._resolve(waiter, None)
 
     def _make_room(self, slot: Slot, *, exclude: Sequence[Slot]) -> bool | None:
         """None: the load fits now. True: room is being made, wait. False: refused."""
-        need, budget = slot.estimate, self.budget
-        if budget is None or need is None:
+        decision = plan(slot, self._all(), self.budget, exclude=exclude)
+        if isinstance(decision, Fits):
             return None
-        if need > budget:
-            slot.failed(
-                f"needs about {_size(need)} but memory_budget is {_size(budget)}", hopeless=True
-            )
+        if isinstance(decision, Refuse):
+            slot.failed(decision.reason, hopeless=decision.hopeless)
             return False
-        resident = self._all()
-        pinned = sum(s.estimate or 0 for s in resident if s.resident and s.model.pinned)
-        if need > budget - pinned:
-            slot.failed(
-                f"needs about {_size(need)}; pinned models leave {_size(budget - pinned)} "
-                f"of the {_size(budget)} memory_budget"
-            )
-            slot.retry_at = None  # worth trying again as soon as a pinned model goes
-            return False
-        free = budget - self.resident_bytes()
-        if need <= free:
-            return None
-        freeing = sum(s.estimate or 0 for s in resident if s.phase is Phase.DRAINING)
-        victims = [
-            s
-            for s in self.slots.values()
-            if s.phase is Phase.READY and not s.model.pinned and s not in exclude and s.estimate
-        ]
-        # Idle ones first, then the least recently used.
-        victims.sort(key=lambda s: (s.busy, s.last_used))
-        for victim in victims:
-            if need <= free + freeing:
-                break
+        for victim in decision.victims:
             self._drain(victim, f"evicted to make room for {slot.name}")
-            freeing += victim.estimate or 0
         return True
 
     # -- transitions ---------------------------------------------------------

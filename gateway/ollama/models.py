@@ -167,11 +167,18 @@ def list_tags(dispatcher: NamedDependency[Dispatcher]) -> dict[str, Any]:
 
 @get("/api/ps", sync_to_thread=False)
 def list_running(dispatcher: NamedDependency[Dispatcher]) -> dict[str, Any]:
-    expires_at = rfc3339(datetime.now(UTC) + _FOREVER)
+    now = datetime.now(UTC)
     running = []
     for model in dispatcher.registry.models:
-        if ready_deployment(dispatcher, model) is None:
+        deployment = ready_deployment(dispatcher, model)
+        if deployment is None:
             continue
+        # When the model's ttl would unload it if no request came (never, without one).
+        left = _FOREVER
+        if model.ttl is not None and not model.pinned:
+            idle = dispatcher.slot(deployment).idle_seconds()
+            left = timedelta(seconds=max(0.0, model.ttl - idle))
+        expires_at = rfc3339(now + left)
         facts = _Facts(dispatcher, model)
         running.append(
             {

@@ -66,14 +66,6 @@ def server(
         yield srv
 
 
-@pytest.fixture
-def client(server: Server) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(
-        base_url=f"{server.url}/v1", api_key="none", max_retries=0, timeout=120
-    ) as c:
-        yield c
-
-
 def _deployment(server: Server, name: str) -> dict[str, Any]:
     response = httpx.get(f"{server.url}/admin/deployments/{name}", headers=ADMIN, timeout=10)
     assert response.status_code == 200, response.text

@@ -50,14 +50,6 @@ def server(config: Path) -> Iterator[Server]:
         yield srv
 
 
-@pytest.fixture
-def client(server: Server) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(
-        base_url=f"{server.url}/v1", api_key="none", max_retries=0, timeout=120
-    ) as c:
-        yield c
-
-
 def _reload(server: Server) -> httpx.Response:
     return httpx.post(f"{server.url}/admin/reload", headers=ADMIN, timeout=30)
 

@@ -20,10 +20,12 @@ def rfc3339(moment: datetime | None = None) -> str:
 class Timing:
     """Measured marks of one request, in monotonic nanoseconds.
 
-    Models here are loaded before requests arrive, so nothing is loading during a
-    request: ``load_duration`` is the gateway's own part (body decode, routing,
-    retries) until an engine got the request. ``prompt_eval_duration`` runs from
-    there to the first item, so it includes any wait in the engine's queue.
+    ``load_duration`` runs from the request's arrival until an engine got it: the
+    gateway's own part (body decode, routing, retries) plus, when the model was not
+    loaded, the wait in the lifecycle's load queue for its load (and for any
+    evictions that make room). For a model that was already loaded it is only the
+    gateway's part. ``prompt_eval_duration`` runs from there to the first item, so it
+    includes any wait in the engine's queue.
     """
 
     def __init__(self) -> None:

@@ -17,13 +17,14 @@ PORT ?= 8000
 PYTEST_ARGS ?=
 RUN = $(UV) run --frozen --all-extras
 
-.PHONY: help setup serve test lint format bench clean
+.PHONY: help setup serve test lint format bench soak clean
 
 help:
 	@echo "make serve   set everything up and serve $(CONFIG) on http://$(HOST):$(PORT)"
 	@echo "make test    set everything up and run the whole test suite"
 	@echo "make lint    ruff (lint and format check) and mypy --strict"
 	@echo "make bench   decode tokens/s vs in-process llama-cpp-python; proxy overhead vs a static upstream"
+	@echo "make soak    2000 requests swapping two models under a one-model memory budget (minutes)"
 
 .tools/bin/uv:
 	python3 -m venv .tools
@@ -61,6 +62,10 @@ format: .venv/.synced
 bench: setup
 	$(RUN) python bench/decode_throughput.py
 	$(RUN) python bench/proxy_overhead.py
+
+# Minutes long: 2000 requests swapping two models under a one-model memory budget.
+soak: setup
+	$(RUN) python bench/soak.py
 
 clean:
 	rm -rf .venv .tools models .mypy_cache .ruff_cache .pytest_cache

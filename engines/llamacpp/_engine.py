@@ -29,6 +29,7 @@ from .._contract import (
 )
 from .._errors import EngineError, EngineUnavailable, Overloaded
 from ._gguf import estimate_bytes
+from ._heap import release_free_memory
 from ._options import LlamaCppOptions
 from ._runner import LoadError, ModelRunner
 
@@ -113,7 +114,12 @@ class LlamaCppEngine:
             job.cancelled.set()
         runner, self._runner = self._runner, None
         if runner is not None:
-            await asyncio.get_running_loop().run_in_executor(self._executor, runner.close)
+
+            def free() -> None:
+                runner.close()
+                release_free_memory()
+
+            await asyncio.get_running_loop().run_in_executor(self._executor, free)
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     def health(self) -> Health:

@@ -59,9 +59,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 from openai import OpenAI
 from openai.types.chat import ChatCompletionMessageParam
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+# A sibling module, not a package: importable once its directory is on the path.
+from _harness import await_health
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = ROOT / "configs" / "default.yaml"
@@ -121,21 +124,6 @@ def _await_url(lines: queue.Queue[str | None], tail: Sequence[str], deadline: fl
             return line[len(URL_PREFIX) :].strip()
 
 
-def _await_health(url: str, proc: subprocess.Popen[str], deadline: float) -> None:
-    with httpx.Client(timeout=5) as http:
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"the gateway exited with code {proc.returncode} while loading")
-            try:
-                if http.get(f"{url}/health").status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"timed out waiting for {url}/health to return 200")
-            time.sleep(0.05)  # polling interval, bounded by the deadline above
-
-
 @contextmanager
 def running_gateway(config: Path, *, timeout: float) -> Iterator[str]:
     """Start ``roundhouse serve`` on a free port; yield its URL once /health is 200."""
@@ -154,7 +142,7 @@ def running_gateway(config: Path, *, timeout: float) -> Iterator[str]:
     try:
         deadline = time.monotonic() + timeout
         url = _await_url(lines, tail, deadline)
-        _await_health(url, proc, deadline)
+        await_health(url, proc, deadline)
         yield url
     finally:
         proc.terminate()

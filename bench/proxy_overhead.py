@@ -79,7 +79,8 @@ from typing import Any, TypedDict, cast
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-# A sibling script, not a package: importable once its directory is on the path.
+# Sibling modules, not a package: importable once their directory is on the path.
+from _harness import percentile
 from static_upstream import (
     COMPLETION_TEXT,
     LISTENING_PREFIX,
@@ -500,15 +501,6 @@ def host_port(url: str) -> tuple[str, int]:
 
 
 # -- the report --------------------------------------------------------------------------
-
-
-def percentile(samples: Sequence[float], q: float) -> float:
-    """Linear interpolation between closest ranks (numpy's default)."""
-    ordered = sorted(samples)
-    rank = (len(ordered) - 1) * q
-    low = math.floor(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
 @dataclass(frozen=True)

@@ -75,6 +75,10 @@ from typing import Any
 
 import httpx
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+# A sibling module, not a package: importable once its directory is on the path.
+from _harness import await_health, percentile
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL_PATH = ROOT / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
 N_CTX = 512
@@ -182,21 +186,6 @@ class Gateway:
         print(f"gateway log, last {min(lines, len(self.tail))} lines:")
         for line in list(self.tail)[-lines:]:
             print(f"  | {line}")
-
-
-def await_health(url: str, gateway: Gateway, deadline: float) -> None:
-    with httpx.Client(timeout=5) as http:
-        while True:
-            if gateway.proc.poll() is not None:
-                raise RuntimeError(f"the gateway exited with code {gateway.proc.returncode}")
-            try:
-                if http.get(f"{url}/health").status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"timed out waiting for {url}/health to return 200")
-            time.sleep(0.05)  # polling interval, bounded by the deadline above
 
 
 def detailed(http: httpx.Client) -> dict[str, Any]:
@@ -398,7 +387,7 @@ def soak(args: argparse.Namespace, config: Path) -> Soak:
     try:
         deadline = time.monotonic() + args.startup_timeout
         url = result.gateway.await_url(deadline)
-        await_health(url, result.gateway, deadline)
+        await_health(url, result.gateway.proc, deadline)
         print(f"gateway {url}, models {' and '.join(MODELS)}", flush=True)
         with httpx.Client(base_url=url, timeout=30) as http:
             load(url, args.warmup, args, result.warm)
@@ -430,15 +419,6 @@ def soak(args: argparse.Namespace, config: Path) -> Soak:
 
 
 # -- the report ------------------------------------------------------------------------
-
-
-def percentile(samples: Sequence[float], q: float) -> float:
-    """Linear interpolation between closest ranks (numpy's default)."""
-    ordered = sorted(samples)
-    rank = (len(ordered) - 1) * q
-    low = math.floor(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
 def report(args: argparse.Namespace, result: Soak) -> bool:

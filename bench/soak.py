@@ -37,8 +37,9 @@ How to read it
     (``plain`` or ``streamed``) and what went wrong; the first few are printed in full,
     and the tail of the gateway's log when the verdict is FAIL. ``swaps`` are the loads
     and unloads of each deployment during the run (from ``/health/detailed``): about
-    one load per model per turn of the queue, so requests/s here is bounded by load
-    time, not decode speed. ``RSS ratio`` is after-the-run over after-warm-up; both are
+    one load per model per turn of the queue, so requests/s here is bounded by swaps:
+    a load takes 0.1-0.2 s, and the first request after it processes its prompt with
+    no cache; decode speed hardly counts. ``RSS ratio`` is after-the-run over after-warm-up; both are
     taken with one model loaded, so a ratio well above 1 means something is kept
     from every swap or request (leaked model memory, buffers, per-request state).
     ``highest seen`` is the highest RSS reading and may catch a moment mid-swap.

@@ -40,8 +40,9 @@ How to read it
     one load per model per turn of the queue, so requests/s here is bounded by swaps:
     a load takes 0.1-0.2 s, and the first request after it processes its prompt with
     no cache; decode speed hardly counts. ``RSS ratio`` is after-the-run over
-    after-warm-up; both are taken with one model loaded, so a ratio well above 1 means something is kept
-    from every swap or request (leaked model memory, buffers, per-request state).
+    after-warm-up; both are taken with one model loaded, so a ratio well above 1
+    means something is kept from every swap or request (leaked model memory,
+    buffers, per-request state).
     ``highest seen`` is the highest RSS reading and may catch a moment mid-swap.
     The verdict line is ``PASS`` when there were no failures and the ratio is within
     10% of 1, ``FAIL`` otherwise; the exit status is 0 on PASS and 1 on FAIL. The

@@ -186,13 +186,13 @@ class Dispatcher:
         return [model, *(self.resolve(f) for f in model.fallbacks)]
 
     def _groups(
-        self, model: ModelSpec, granted: Slot | None
+        self, chain: list[ModelSpec], granted: Slot | None
     ) -> tuple[list[list[Route]], dict[str, Slot]]:
         """Routes to the loaded deployments; a draining one only for the request that a
         load was granted to (it waited its turn)."""
         groups: list[list[Route]] = []
         slots: dict[str, Slot] = {}
-        for m in self._chain(model):
+        for m in chain:
             group = []
             for d in m.deployments:
                 slot = self.lifecycle.slots.get(d.name or "")
@@ -217,18 +217,24 @@ class Dispatcher:
         self, model: ModelSpec, run: Callable[[Route, Lease], Awaitable[T]]
     ) -> tuple[Route, T, int]:
         """Run ``run`` on the best deployment, moving on while failures are retryable."""
-        names = [[d.name or "" for d in m.deployments] for m in self._chain(model)]
-        granted = await self.lifecycle.ensure(names)
+        chain = self._chain(model)
+        granted = await self.lifecycle.ensure(
+            [[d.name or "" for d in m.deployments] for m in chain]
+        )
         try:
-            return await self._route(model, granted, run)
+            return await self._route(model, chain, granted, run)
         finally:
             if granted is not None:
                 self.lifecycle.ungrant(granted)
 
     async def _route(
-        self, model: ModelSpec, granted: Slot | None, run: Callable[[Route, Lease], Awaitable[T]]
+        self,
+        model: ModelSpec,
+        chain: list[ModelSpec],
+        granted: Slot | None,
+        run: Callable[[Route, Lease], Awaitable[T]],
     ) -> tuple[Route, T, int]:
-        groups, slots = self._groups(model, granted)
+        groups, slots = self._groups(chain, granted)
         routing = self.registry.routing
         tried: set[str] = set()
         turn = self.router.next_turn()

@@ -33,9 +33,9 @@ def slot_id(dispatcher: Dispatcher, deployment: Deployment) -> int:
 
 def model_info(dispatcher: Dispatcher, model: ModelSpec) -> ModelInfo:
     """Facts from the model's first ready deployment (or its first one, if none is)."""
-    engines = [dispatcher.engine(d) for d in model.deployments]
-    ready = [e for e in engines if e.health().state is State.READY]
-    return (ready or engines)[0].info()
+    slots = [dispatcher.slot(d) for d in model.deployments]
+    ready = [s for s in slots if s.health().state is State.READY]
+    return (ready or slots)[0].info()
 
 
 def params(model: ModelSpec) -> dict[str, Any]:
@@ -61,14 +61,14 @@ def slots(dispatcher: Dispatcher, only: ModelSpec | None = None) -> list[dict[st
     for index, (model, dep) in enumerate(_deployments(dispatcher)):
         if only is not None and model.name != only.name:
             continue
-        engine = dispatcher.engine(dep)
-        health = engine.health()
+        slot = dispatcher.slot(dep)
+        health = slot.health()
         if health.state is not State.READY:
             continue
         out.append(
             {
                 "id": index,
-                "n_ctx": engine.info().n_ctx,
+                "n_ctx": slot.info().n_ctx,
                 "is_processing": slot_busy(health),
                 "model": model.name,
                 "deployment": dep.name,

@@ -48,8 +48,9 @@ async def _tokenizer(dispatcher: Dispatcher, name: str | None) -> Tokenizer:
             code="not_implemented",
         )
     await dispatcher.load_model(model)
-    for engine in (dispatcher.engine(d) for d in model.deployments):
-        if isinstance(engine, Tokenizer) and engine.health().state is State.READY:
+    for d in model.deployments:
+        engine = dispatcher.engine(d)
+        if isinstance(engine, Tokenizer) and dispatcher.slot(d).health().state is State.READY:
             return engine
     raise EngineUnavailable(f"no deployment of model {model.name!r} is ready")
 

@@ -54,6 +54,6 @@ def reported_name(requested: str, asked: ModelSpec, served: ModelSpec) -> str:
 
 def ready_deployment(dispatcher: Dispatcher, model: ModelSpec) -> Deployment | None:
     for deployment in model.deployments:
-        if dispatcher.engine(deployment).health().state is State.READY:
+        if dispatcher.slot(deployment).health().state is State.READY:
             return deployment
     return None

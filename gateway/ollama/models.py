@@ -60,7 +60,7 @@ class _Facts:
     def __init__(self, dispatcher: Dispatcher, model: ModelSpec) -> None:
         self.model = model
         self.deployment = ready_deployment(dispatcher, model) or model.deployments[0]
-        self.info: ModelInfo = dispatcher.engine(self.deployment).info()
+        self.info: ModelInfo = dispatcher.slot(self.deployment).info()
         self.file = _file(self.deployment)
         stat = self.file.stat() if self.file is not None else None
         # On disk when there is a file (as Ollama's tags report), else in memory.

@@ -17,8 +17,8 @@ __all__ = ["list_models", "retrieve_model"]
 
 
 def _info(dispatcher: Dispatcher, model: ModelSpec) -> ModelInfo:
-    engines = [dispatcher.engine(d) for d in model.deployments]
-    ready = [e for e in engines if e.health().state is State.READY]
+    slots = [dispatcher.slot(d) for d in model.deployments]
+    ready = [s for s in slots if s.health().state is State.READY]
     return ready[0].info() if ready else ModelInfo()
 
 

@@ -45,13 +45,8 @@ Usage
 from __future__ import annotations
 
 import argparse
-import collections
-import os
-import queue
 import statistics
-import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -64,9 +59,8 @@ from openai.types.chat import ChatCompletionMessageParam
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 # A sibling module, not a package: importable once its directory is on the path.
-from _harness import await_health
+from _harness import ROOT, Child, await_health
 
-ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = ROOT / "configs" / "default.yaml"
 DEFAULT_MODEL_PATH = ROOT / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
 N_CTX = 4096
@@ -102,55 +96,18 @@ class Run:
 # -- the gateway subprocess -------------------------------------------------------
 
 
-def _pump(stdout: Any, lines: queue.Queue[str | None], tail: collections.deque[str]) -> None:
-    for line in stdout:
-        tail.append(line.rstrip())
-        lines.put(line)
-    lines.put(None)
-
-
-def _await_url(lines: queue.Queue[str | None], tail: Sequence[str], deadline: float) -> str:
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise RuntimeError("timed out waiting for the gateway to print its URL")
-        try:
-            line = lines.get(timeout=remaining)
-        except queue.Empty:
-            continue
-        if line is None:
-            raise RuntimeError("the gateway exited before listening:\n" + "\n".join(tail))
-        if line.startswith(URL_PREFIX):
-            return line[len(URL_PREFIX) :].strip()
-
-
 @contextmanager
 def running_gateway(config: Path, *, timeout: float) -> Iterator[str]:
     """Start ``roundhouse serve`` on a free port; yield its URL once /health is 200."""
     command = [sys.executable, "-m", "gateway", "serve", "--config", str(config), "--port", "0"]
-    proc = subprocess.Popen(
-        command,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    lines: queue.Queue[str | None] = queue.Queue()
-    tail: collections.deque[str] = collections.deque(maxlen=50)
-    threading.Thread(target=_pump, args=(proc.stdout, lines, tail), daemon=True).start()
+    gateway = Child("gateway", command)
     try:
         deadline = time.monotonic() + timeout
-        url = _await_url(lines, tail, deadline)
-        await_health(url, proc, deadline)
+        url = gateway.await_line(URL_PREFIX, deadline)
+        await_health(url, deadline, gateway.proc)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        gateway.stop()
 
 
 # -- the two sides ------------------------------------------------------------------

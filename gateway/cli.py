@@ -1,4 +1,4 @@
-"""The ``roundhouse`` command: serve, check, models."""
+"""The ``roundhouse`` command: serve, check, models, doctor."""
 
 from __future__ import annotations
 
@@ -46,7 +46,32 @@ def _parser() -> argparse.ArgumentParser:
     )
     models = sub.add_parser("models", help="list model names, aliases and engines")
     models.add_argument("--config", type=Path, help="registry file (ROUNDHOUSE_CONFIG)")
+    doctor = sub.add_parser(
+        "doctor", help="what this machine can run: llama.cpp build, CPU, GPUs, deployments"
+    )
+    doctor.add_argument("--config", type=Path, help="registry file (ROUNDHOUSE_CONFIG)")
+    doctor.add_argument(
+        "--model", type=Path, help="GGUF for the tiny decode (default: the registry's first)"
+    )
+    doctor.add_argument("--json", action="store_true", help="print the report as JSON")
+    doctor.add_argument("--quiet", action="store_true", help="print only problems and the verdict")
     return parser
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    import msgspec
+
+    from .doctor import diagnose, render
+
+    config = args.config if args.config is not None else _settings(args).config
+    report = diagnose(config, model=args.model)
+    if args.json:
+        print(
+            msgspec.json.encode({**msgspec.to_builtins(report), "healthy": report.healthy}).decode()
+        )
+    else:
+        print(render(report, quiet=args.quiet))
+    return 0 if report.healthy else 1
 
 
 def _fail(message: str, code: int = 1) -> int:
@@ -242,6 +267,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return _serve(args)
+        if args.command == "doctor":
+            return _doctor(args)
         if args.command == "check":
             registry = load_registry(args.file)
             launches = _launch_lines(registry, args.file)

@@ -34,6 +34,10 @@ def _events(server: Server, body: dict[str, Any]) -> Iterator[dict[str, Any]]:
 def test_models_carry_the_gguf_meta(server: Server, model_path: Path) -> None:
     import llama_cpp
 
+    from engines.llamacpp import load_backends
+
+    load_backends()
+
     cards = {m["id"]: m for m in httpx.get(f"{server.url}/v1/models", timeout=10).json()["data"]}
     meta = cards["smollm2"]["meta"]
     assert set(meta) == {

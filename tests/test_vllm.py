@@ -244,7 +244,7 @@ models:
         model: {model}
         vllm:
           flags: none
-          executable: [{python}, -m, llama_cpp.server]
+          executable: [{python}, -m, engines.llamacpp.server]
           extra_args: [--model, "{{model}}", --n_ctx, "1024", --host, "{{host}}",
                        --port, "{{port}}", --model_alias, "{{served_model_name}}"]
           health_path: /v1/models

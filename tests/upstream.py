@@ -28,7 +28,7 @@ def free_port() -> int:
 
 
 class Upstream:
-    """``python -m llama_cpp.server`` serving the test model under ``ALIAS``."""
+    """llama-cpp-python's own server (through ``engines.llamacpp.server``) serving ``ALIAS``."""
 
     def __init__(self, model: Path = MODEL, *, timeout: float = 120) -> None:
         self.lines: list[str] = []
@@ -38,7 +38,7 @@ class Upstream:
             [
                 sys.executable,
                 "-m",
-                "llama_cpp.server",
+                "engines.llamacpp.server",
                 "--model",
                 str(model),
                 "--host",

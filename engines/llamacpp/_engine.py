@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import logging
 import math
 import threading
@@ -31,7 +32,7 @@ from .._errors import EngineError, EngineUnavailable, Overloaded
 from ._gguf import estimate_bytes
 from ._heap import release_free_memory
 from ._options import LlamaCppOptions
-from ._runner import LoadError, ModelRunner
+from ._runner import LoadError, ModelRunner, check_gguf
 
 __all__ = ["LlamaCppEngine"]
 
@@ -69,6 +70,20 @@ class LlamaCppEngine:
 
     options_type: ClassVar[type[msgspec.Struct]] = LlamaCppOptions
     requires: ClassVar[tuple[str, ...]] = ("path",)
+
+    @staticmethod
+    def preflight(spec: EngineSpec) -> str | None:
+        """Whether the library is installed and the file is a GGUF (``roundhouse doctor``).
+
+        Whether llama.cpp itself runs on this CPU is the doctor's decode probe.
+        """
+        if importlib.util.find_spec("llama_cpp") is None:
+            return "llama-cpp-python is not installed (the `llamacpp` extra)"
+        try:
+            check_gguf(Path(spec.path or ""))
+        except LoadError as exc:
+            return str(exc)
+        return None
 
     def __init__(self, spec: EngineSpec) -> None:
         if spec.path is None:

@@ -27,7 +27,7 @@ from .._errors import ContextLengthExceeded, EngineUnavailable, InvalidRequest, 
 from ._options import LlamaCppOptions
 from ._text import TextAssembler
 
-__all__ = ["LoadError", "ModelRunner"]
+__all__ = ["LoadError", "ModelRunner", "check_gguf"]
 
 _GGUF_MAGIC = b"GGUF"
 # llama.cpp treats this seed as "pick a random one".
@@ -44,7 +44,7 @@ class LoadError(Exception):
     """The model file could not be loaded; the message is meant for operators."""
 
 
-def _check_gguf(path: Path) -> None:
+def check_gguf(path: Path) -> None:
     if not path.is_file():
         raise LoadError(f"model file not found: {path}")
     with path.open("rb") as fh:
@@ -57,10 +57,17 @@ class ModelRunner:
     """Owns one loaded ``llama_cpp.Llama``; only its worker thread may call it."""
 
     def __init__(self, path: Path, options: LlamaCppOptions) -> None:
-        _check_gguf(path)
+        check_gguf(path)
         # Imported here so that reading a registry never needs llama-cpp-python.
         import llama_cpp
         from llama_cpp import llama_chat_format
+
+        from ._backends import BackendError, load_backends
+
+        try:
+            load_backends(path)
+        except (BackendError, OSError) as exc:
+            raise LoadError(f"llama.cpp cannot run here: {exc}") from exc
 
         self._llama_cpp = llama_cpp
         self._path = path

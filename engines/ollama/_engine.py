@@ -33,6 +33,7 @@ from .._contract import (
     TextDelta,
 )
 from .._errors import EngineError, EngineUnavailable, Unsupported, UpstreamTimeout
+from .._preflight import reachable
 from ._failures import ModelMissing, translate_errors
 from ._mapping import (
     ChunkReader,
@@ -80,6 +81,15 @@ class OllamaEngine:
 
     options_type: ClassVar[type[msgspec.Struct]] = OllamaOptions
     requires: ClassVar[tuple[str, ...]] = ("model",)
+
+    @staticmethod
+    def preflight(spec: EngineSpec) -> str | None:
+        """Whether the daemon answers (``roundhouse doctor``); nothing is pulled."""
+        try:
+            url = daemon_url(spec.url)
+        except ValueError as exc:
+            return str(exc)
+        return reachable(url, ("/api/version",))
 
     def __init__(self, spec: EngineSpec) -> None:
         if spec.model is None:

@@ -26,6 +26,7 @@ from .._contract import (
     TextDelta,
 )
 from .._errors import EngineUnavailable, UpstreamError
+from .._preflight import reachable
 from ._body import JSON_HEADERS, ChunkReader, generate_body, normalise_url
 from ._failures import status_error, translate_errors
 from ._options import UpstreamOptions
@@ -73,6 +74,15 @@ class UpstreamEngine:
         self._client: httpx.AsyncClient | None = None
         self._in_flight = 0
         self._counter = TokenCounter(options.tokenize, self.model)
+
+    @staticmethod
+    def preflight(spec: EngineSpec) -> str | None:
+        """Whether the upstream answers at all (``roundhouse doctor``)."""
+        try:
+            url = normalise_url(spec.url or "")
+        except ValueError as exc:
+            return str(exc)
+        return reachable(url, ("/health", "/v1/models"))
 
     def _new_client(self, timeout: httpx.Timeout) -> httpx.AsyncClient:
         headers = dict(self._options.headers)

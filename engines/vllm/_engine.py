@@ -7,6 +7,7 @@ engine; this adapter adds the process around it and says when it can take them.
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from typing import ClassVar
@@ -52,6 +53,21 @@ class VllmEngine:
     # Either `url` or `model` is needed, which a tuple of keys cannot say.
     requires: ClassVar[tuple[str, ...]] = ()
     launch_command = staticmethod(launch_command)
+
+    @staticmethod
+    def preflight(spec: EngineSpec) -> str | None:
+        """Attached: the server answers. Launched: its command can be found here."""
+        if spec.url is not None:
+            return UpstreamEngine.preflight(spec)
+        try:
+            planned = launch_command(spec, port=0)
+        except ValueError as exc:
+            return str(exc)
+        assert planned is not None
+        executable = planned[0][0]
+        if shutil.which(executable) is None:
+            return f"{executable!r} is not on PATH (install vLLM, or set vllm.executable)"
+        return None
 
     def __init__(self, spec: EngineSpec) -> None:
         if spec.url is None and spec.model is None:

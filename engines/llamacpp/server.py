@@ -1,0 +1,27 @@
+"""llama-cpp-python's own OpenAI server, on the backends Roundhouse chooses.
+
+``python -m engines.llamacpp.server --model M.gguf ...`` takes exactly the arguments
+of ``python -m llama_cpp.server``. It exists because llama-cpp-python loads no
+backend modules by itself: with the portable build (docs/building.md) its server
+would find no CPU backend, so this loads the right CPU variant first. The tests and
+benchmarks use it as a real OpenAI-compatible upstream.
+"""
+
+from __future__ import annotations
+
+import runpy
+import sys
+
+from ._backends import BackendError, load_backends
+
+
+def main() -> None:
+    try:
+        load_backends()
+    except BackendError as exc:
+        sys.exit(f"llama.cpp cannot run here: {exc}")
+    runpy.run_module("llama_cpp.server", run_name="__main__", alter_sys=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -71,11 +71,24 @@ def _tokens(runner: Any, prompt: list[dict[str, str]] | str) -> list[int]:
     return tokens
 
 
-def _prompt_logits(llm: Any, tokens: list[int]) -> np.ndarray:
-    """Logits after the prompt, evaluated the way a served request evaluates it."""
+def _last_logits(llm: Any) -> np.ndarray:
+    import llama_cpp
+
+    pointer = llama_cpp.llama_get_logits_ith(llm.ctx, -1)
+    return np.ctypeslib.as_array(pointer, shape=(llm.n_vocab(),)).astype(np.float64)
+
+
+def _prompt_logits(llm: Any, tokens: list[int], answer: int = 8) -> np.ndarray:
+    """Logits after the prompt, then ``answer`` tokens generated, as a served request runs.
+
+    The answer matters for the next call: the cache then holds more than the prompt,
+    so llama-cpp-python keeps the prompt's prefix and replays only its last token.
+    """
     steps = llm.generate(tokens, temp=0.0)
-    next(steps)
-    row = np.array(llm.scores[len(tokens) - 1], dtype=np.float64, copy=True)
+    next(steps)  # the first token is sampled from the prompt's last logits, still in place
+    row = _last_logits(llm)
+    for _ in range(answer - 1):
+        next(steps)
     steps.close()
     return row
 
@@ -97,7 +110,7 @@ def measure(runner: Any, prompt: list[dict[str, str]] | str, word: str) -> dict[
     pieces: list[bytes] = []
     reached: int | None = None
     for step in range(STEPS):
-        logits = np.asarray(llm.scores[llm.n_tokens - 1], dtype=np.float64)
+        logits = _last_logits(llm)
         best, second = np.partition(logits, -2)[-2:][::-1]
         token = int(np.argmax(logits))
         gaps.append(float(best - second))

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from .prompts import PARIS
 from .server import Server, wait_for
 
 REGISTRY = """
@@ -38,10 +39,6 @@ models:
 LOOP = [{"role": "user", "content": "Write the word 'hello' 500 times."}]
 # With no system prompt, greedy SmolLM2 answers this one in a loop (", la Femme, la
 # Femme..."), which the guard rightly cuts; with it, the answer is clean.
-PARIS = [
-    {"role": "system", "content": "You are a helpful assistant."},
-    {"role": "user", "content": "What is the capital of France?"},
-]
 
 
 @pytest.fixture(scope="module")

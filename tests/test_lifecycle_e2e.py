@@ -12,11 +12,11 @@ import httpx
 import ollama
 import openai
 import pytest
-from openai.types.chat import ChatCompletionMessageParam
 from prometheus_client.parser import text_string_to_metric_families
 
 from engines.llamacpp._gguf import estimate_bytes
 
+from .prompts import PARIS
 from .server import Server, wait_for
 
 KEY = "admin-secret"
@@ -43,11 +43,6 @@ models:
         path: {model}
         llamacpp: {{n_ctx: {n_ctx}, embeddings: false}}
 """
-
-PARIS: list[ChatCompletionMessageParam] = [
-    {"role": "system", "content": "You are a helpful assistant."},
-    {"role": "user", "content": "What is the capital of France?"},
-]
 
 
 @pytest.fixture(scope="module")

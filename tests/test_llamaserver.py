@@ -13,7 +13,11 @@ import pytest
 
 from .server import Server
 
-CHATML = "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n"
+# PARIS (tests/prompts.py) written out in ChatML, as translation clients send it.
+CHATML = (
+    "<|im_start|>system\nAnswer with one word.<|im_end|>\n"
+    "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n"
+)
 
 
 def _post(server: Server, path: str, body: dict[str, Any]) -> httpx.Response:

@@ -21,13 +21,10 @@ from engines.ollama import OllamaEngine, OllamaOptions
 
 from .checks import assert_length_is_exact, assert_stream_matches_plain
 from .drive import generate_text
+from .prompts import PARIS
 from .server import Server, async_wait_for, wait_for
 from .upstream import Upstream, free_port
 
-PARIS = [
-    {"role": "system", "content": "You are a helpful assistant."},
-    {"role": "user", "content": "What is the capital of France?"},
-]
 STORY = [{"role": "user", "content": "Write a very long story about a dragon."}]
 
 FRONT = """

@@ -11,6 +11,7 @@ import openai
 import pytest
 from openai.types.chat import ChatCompletionMessageParam
 
+from .prompts import PARIS
 from .server import Server, wait_for
 
 KEY = "reload-secret"
@@ -24,10 +25,6 @@ MODEL = """
         llamacpp: {{n_ctx: 512, embeddings: false}}
 """
 
-PARIS: list[ChatCompletionMessageParam] = [
-    {"role": "system", "content": "You are a helpful assistant."},
-    {"role": "user", "content": "What is the capital of France?"},
-]
 STORY: list[ChatCompletionMessageParam] = [
     {"role": "user", "content": "Write a very long story about a dragon who learns to bake bread."}
 ]

@@ -28,13 +28,10 @@ from engines.upstream._sse import SSEDecoder
 
 from .checks import assert_length_is_exact, assert_stream_matches_plain
 from .drive import generate_text
+from .prompts import PARIS
 from .server import Server, wait_for
 from .upstream import ALIAS, NO_EOS, Upstream, free_port
 
-PARIS = [
-    {"role": "system", "content": "You are a helpful assistant."},
-    {"role": "user", "content": "What is the capital of France?"},
-]
 STORY = [{"role": "user", "content": "Write a very long story about a dragon."}]
 
 REGISTRY = """

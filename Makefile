@@ -22,8 +22,8 @@ RUN = $(UV) run --no-sync
 # llama.cpp backend: cpu (portable, the default), cuda, vulkan, rocm or metal. The last
 # choice sticks: later targets reuse it until another is given (docs/building.md).
 BACKEND ?= $(or $(shell cat .venv/.backend 2>/dev/null),cpu)
-LLAMA_CMAKE_ARGS := $(shell python3 engines/llamacpp/_build.py $(BACKEND))
-ifeq ($(LLAMA_CMAKE_ARGS),)
+LLAMA_UV_OPTIONS := $(shell python3 engines/llamacpp/_build.py $(BACKEND) || echo INVALID)
+ifeq ($(LLAMA_UV_OPTIONS),INVALID)
 $(error BACKEND=$(BACKEND) is not one of cpu, cuda, vulkan, rocm, metal)
 endif
 SYNCED := .venv/.synced-$(BACKEND)
@@ -43,11 +43,14 @@ help:
 	python3 -m venv .tools
 	.tools/bin/python -m pip install --quiet uv==$(UV_VERSION)
 
-# Reinstalling llama-cpp-python takes seconds when uv has a wheel built with these
-# settings, and makes a change of BACKEND replace the one installed.
+# uv keeps a llama-cpp-python that is installed, whatever it was built with: one from
+# another BACKEND (or from before the portable build) is removed first, so that uv
+# installs the wheel built with these settings, from its cache when built before.
+# (`--reinstall-package` would do it too, but it refreshes the sdist and so rebuilds.)
 $(SYNCED): pyproject.toml uv.lock engines/llamacpp/_build.py | $(UV)
-	$(UV) sync --frozen --all-extras --reinstall-package llama-cpp-python \
-	  --config-settings-package 'llama-cpp-python:cmake.args=$(LLAMA_CMAKE_ARGS)'
+	@if [ -d .venv ] && [ "$$(cat .venv/.backend 2>/dev/null)" != "$(BACKEND)" ]; then \
+	  $(UV) pip uninstall --python .venv/bin/python llama-cpp-python || true; fi
+	$(UV) sync --frozen --all-extras $(LLAMA_UV_OPTIONS)
 	@rm -f .venv/.synced-*
 	@echo $(BACKEND) > .venv/.backend
 	@touch $@

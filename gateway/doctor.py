@@ -17,7 +17,6 @@ import importlib.metadata
 import importlib.util
 import platform
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any, cast
@@ -26,7 +25,7 @@ import msgspec
 
 from engines import EngineSpec, UnknownEngine, engine_class
 
-from .host import gpu_memory
+from .host import gpu_memory, tool_output
 from .registry import ConfigError, Registry, load_registry
 
 __all__ = ["Doctor", "diagnose", "render"]
@@ -104,18 +103,13 @@ def _cpu_name() -> str:
 
 
 def _rocm_gpus() -> tuple[str, ...]:
-    exe = shutil.which("rocm-smi")
-    if exe is None:
+    if shutil.which("rocm-smi") is None:
         return ()
-    try:
-        done = subprocess.run(  # noqa: S603 - a fixed command found on PATH, no shell
-            [exe, "--showproductname"], capture_output=True, text=True, timeout=10, check=False
-        )
-    except (OSError, subprocess.SubprocessError):
+    out = tool_output("rocm-smi", ["--showproductname"], 10)
+    if out is None:
         return ("rocm-smi is present but did not answer",)
-    return tuple(
-        line.strip() for line in done.stdout.splitlines() if "Card series" in line.strip()
-    ) or ("rocm-smi is present but lists no GPU",)
+    cards = tuple(line.strip() for line in out.splitlines() if "Card series" in line)
+    return cards or ("rocm-smi is present but lists no GPU",)
 
 
 def _gpus() -> tuple[str, ...]:

@@ -12,6 +12,7 @@ import resource
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
 
@@ -25,6 +26,7 @@ __all__ = [
     "parse_memory_budget",
     "process_rss_bytes",
     "system_memory",
+    "tool_output",
 ]
 
 _KIB, _MIB = 1024, 1024 * 1024
@@ -97,25 +99,27 @@ def system_memory() -> SystemMemory | None:
     return SystemMemory(total_bytes=total, available_bytes=min(available, total))
 
 
-def gpu_memory() -> tuple[GpuMemory, ...]:
-    """Every GPU nvidia-smi can see; empty when it is absent, slow or failing."""
-    exe = shutil.which("nvidia-smi")
+def tool_output(name: str, args: Sequence[str], timeout: float) -> str | None:
+    """What a tool found on PATH prints; None when it is absent, slow or failing."""
+    exe = shutil.which(name)
     if exe is None:
-        return ()
+        return None
     try:
         done = subprocess.run(  # noqa: S603 - a fixed command found on PATH, no shell
-            [exe, *_NVIDIA_SMI_ARGS],
-            capture_output=True,
-            text=True,
-            timeout=_NVIDIA_SMI_TIMEOUT,
-            check=False,
+            [exe, *args], capture_output=True, text=True, timeout=timeout, check=False
         )
     except (OSError, subprocess.SubprocessError):
-        return ()
-    if done.returncode != 0:
+        return None
+    return done.stdout if done.returncode == 0 else None
+
+
+def gpu_memory() -> tuple[GpuMemory, ...]:
+    """Every GPU nvidia-smi can see; empty when it is absent, slow or failing."""
+    out = tool_output("nvidia-smi", _NVIDIA_SMI_ARGS, _NVIDIA_SMI_TIMEOUT)
+    if out is None:
         return ()
     gpus: list[GpuMemory] = []
-    for line in done.stdout.splitlines():
+    for line in out.splitlines():
         try:
             # The name sits in the middle and could itself hold a comma.
             index, *name, total, used = (part.strip() for part in line.split(","))

@@ -19,7 +19,13 @@ from engines.llamacpp._backends import (
     library_dir,
     load_backends,
 )
-from engines.llamacpp._build import BACKENDS, cmake_args, cmake_defines
+from engines.llamacpp._build import (
+    BACKENDS,
+    PORTABLE,
+    cmake_defines,
+    portable_cmake_args,
+    uv_options,
+)
 from engines.llamacpp._cpu import amx_runs, cpu_flags
 
 from .server import ROOT
@@ -31,35 +37,41 @@ AMX_MNEMONIC = re.compile(
 )
 
 
-@pytest.mark.parametrize(
-    ("backend", "switch"),
-    [
-        ("cuda", "GGML_CUDA"),
-        ("vulkan", "GGML_VULKAN"),
-        ("rocm", "GGML_HIP"),
-        ("metal", "GGML_METAL"),
-    ],
-)
+SWITCHES = {"cuda": "GGML_CUDA", "vulkan": "GGML_VULKAN", "rocm": "GGML_HIP", "metal": "GGML_METAL"}
+
+
+@pytest.mark.parametrize(("backend", "switch"), sorted(SWITCHES.items()))
 def test_each_backend_turns_on_its_own_switch_only(backend: str, switch: str) -> None:
     defines = cmake_defines(backend)
-    assert defines[f"{switch}:BOOL"] == "ON"
-    others = {"GGML_CUDA", "GGML_VULKAN", "GGML_HIP", "GGML_METAL"} - {switch}
-    assert not any(key.split(":")[0] in others for key in defines)
+    assert defines[switch] == "ON"
+    assert not any(defines.get(other) for other in set(SWITCHES.values()) - {switch})
 
 
-@pytest.mark.parametrize("backend", ["cpu", "cuda", "vulkan", "rocm"])
-def test_pc_backends_keep_the_portable_cpu_variants(backend: str) -> None:
+@pytest.mark.parametrize("backend", sorted(BACKENDS))
+def test_every_backend_keeps_the_portable_cpu_variants(backend: str) -> None:
     defines = cmake_defines(backend)
-    assert defines["GGML_NATIVE:BOOL"] == "OFF"
-    assert defines["GGML_BACKEND_DL:BOOL"] == "ON"
-    assert defines["GGML_CPU_ALL_VARIANTS:BOOL"] == "ON"
-    assert defines["GGML_BACKEND_DIR:STRING"] == "llama_cpp/lib"
+    assert defines["GGML_NATIVE"] == "OFF"
+    assert defines["GGML_BACKEND_DL"] == "ON"
+    assert defines["GGML_CPU_ALL_VARIANTS"] == "ON"
+    assert defines["GGML_BACKEND_DIR"] == "llama_cpp/lib"
 
 
-def test_cpu_is_nothing_but_the_portable_build() -> None:
-    assert not any(key.startswith(("GGML_CUDA", "GGML_HIP", "GGML_VULKAN", "GGML_METAL"))
-                   for key in cmake_defines("cpu"))  # fmt: skip
-    assert cmake_args("cpu").split(";")[0] == "-DGGML_NATIVE:BOOL=OFF"
+def test_cpu_adds_nothing_to_the_portable_build() -> None:
+    assert uv_options("cpu") == []
+    assert cmake_defines("cpu") == {key.split(":")[0]: value for key, value in PORTABLE.items()}
+
+
+def test_gpu_switches_go_under_their_own_keys() -> None:
+    """Not cmake.args: uv would merge two values of one key into a list, which
+    scikit-build-core hands CMake as one argument."""
+    assert uv_options("cuda") == [
+        "--config-settings-package",
+        "llama-cpp-python:cmake.define.GGML_CUDA=ON",
+    ]
+    assert uv_options("metal")[1::2] == [
+        "llama-cpp-python:cmake.define.GGML_METAL=ON",
+        "llama-cpp-python:cmake.define.GGML_METAL_EMBED_LIBRARY=ON",
+    ]
 
 
 def test_an_unknown_backend_is_refused() -> None:
@@ -67,12 +79,13 @@ def test_an_unknown_backend_is_refused() -> None:
         cmake_defines("opencl")
 
 
-def test_pyproject_carries_the_cpu_flags_for_plain_uv() -> None:
+def test_pyproject_carries_the_portable_flags_for_plain_uv() -> None:
     """A plain `uv sync` builds what `make setup` (BACKEND=cpu) builds."""
     settings = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["uv"]
     assert settings["config-settings-package"]["llama-cpp-python"] == {
-        "cmake.args": cmake_args("cpu")
+        "cmake.args": portable_cmake_args()
     }
+    assert portable_cmake_args().split(";")[0] == "-DGGML_NATIVE:BOOL=OFF"
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
@@ -87,8 +100,10 @@ def test_make_setup_hands_uv_the_backends_flags(backend: str) -> None:
     )
     recipe = done.stdout.replace("\\\n", " ")
     sync = next(line for line in recipe.splitlines() if " sync " in line)
-    assert f"llama-cpp-python:cmake.args={cmake_args(backend)}" in sync
-    assert "--reinstall-package llama-cpp-python" in sync
+    assert sync.split(" sync --frozen --all-extras")[1].split() == uv_options(backend)
+    # Another backend's build is uninstalled first; uv would keep it otherwise.
+    assert f'!= "{backend}"' in recipe
+    assert "pip uninstall --python .venv/bin/python llama-cpp-python" in recipe
 
 
 def test_make_refuses_an_unknown_backend() -> None:

@@ -223,7 +223,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         from engines.llamacpp import load_backends
 
-        print(f"llama.cpp CPU variant: {load_backends().cpu_variant or 'built in'}")
+        # Given the model, so that it may choose exactly what the gateway chose.
+        print(f"llama.cpp CPU variant: {load_backends(model_path).cpu_variant or 'built in'}")
         llm = llama_cpp.Llama(str(model_path), n_ctx=N_CTX, verbose=False)
         print(f"in-process model loaded: {model_path} (n_threads={llm.n_threads})")
         with OpenAI(base_url=f"{url}/v1", api_key="none", max_retries=0, timeout=300) as client:

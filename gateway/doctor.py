@@ -164,15 +164,13 @@ def diagnose(config: Path | None, *, model: Path | None = None) -> Doctor:
             registry = load_registry(config)
         except ConfigError as exc:
             config_problem = str(exc)
-    from engines.llamacpp._cpu import amx_runs, cpu_flags
+    from engines.llamacpp import amx_runs, cpu_flags, probe
 
     installed = importlib.util.find_spec("llama_cpp") is not None
     llama: dict[str, Any] | None = None
     decode: dict[str, Any] | None = None
     engine_problem: str | None = None
     if installed:
-        from engines.llamacpp._probe import probe
-
         found = probe(model or _gguf_to_try(registry))
         llama = msgspec.to_builtins(found.build) if found.build is not None else None
         decode = msgspec.to_builtins(found.decode) if found.decode is not None else None

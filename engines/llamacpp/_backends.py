@@ -236,9 +236,8 @@ def load_backends(model: Path | None = None) -> BackendReport:
 def _load(model: Path | None) -> BackendReport:
     folder = library_dir()
     lib = core_library(folder)
-    _, _, has_cpu = _registered(lib)
+    backends, devices, has_cpu = _registered(lib)
     if has_cpu:
-        backends, devices, _ = _registered(lib)
         return BackendReport(mode="built-in", cpu_variant=None, backends=backends, devices=devices)
     prefix = f"{_PREFIX}ggml-cpu-"
     found = {

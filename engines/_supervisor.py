@@ -20,7 +20,14 @@ from collections.abc import Awaitable, Callable
 import httpx
 import msgspec
 
-__all__ = ["LaunchSpec", "ProcessState", "Supervisor", "free_port", "http_url"]
+__all__ = [
+    "LaunchSpec",
+    "ProcessState",
+    "Supervisor",
+    "describe_exit",
+    "free_port",
+    "http_url",
+]
 
 log = logging.getLogger("roundhouse.engines.process")
 
@@ -78,7 +85,8 @@ class ProcessState(enum.StrEnum):
     STOPPED = "stopped"
 
 
-def _describe_exit(code: int) -> str:
+def describe_exit(code: int) -> str:
+    """How a child process ended, for messages: "killed by SIGILL", "exited with code 1"."""
     if code < 0:
         with contextlib.suppress(ValueError):
             return f"killed by {signal.Signals(-code).name}"
@@ -225,7 +233,7 @@ class Supervisor:
             self._last_error = f"no answer from {spec.health_url} within {spec.startup_timeout:g}s"
             await self._terminate()
             return False
-        self._last_error = _describe_exit(await proc.wait())
+        self._last_error = describe_exit(await proc.wait())
         await self._terminate()
         return ready
 

@@ -28,7 +28,7 @@ from engines import EngineSpec, UnknownEngine, engine_class
 from .host import gpu_memory, tool_output
 from .registry import ConfigError, Registry, load_registry
 
-__all__ = ["Doctor", "diagnose", "render"]
+__all__ = ["Doctor", "diagnose", "problems", "render"]
 
 _PACKAGES = (
     "roundhouse",
@@ -77,11 +77,7 @@ class Doctor(msgspec.Struct, frozen=True, kw_only=True):
 
     @property
     def healthy(self) -> bool:
-        return (
-            self.engine_problem is None
-            and self.config_problem is None
-            and all(d.problem is None for d in self.deployments)
-        )
+        return not problems(self)
 
 
 def _version(name: str) -> str | None:
@@ -237,19 +233,20 @@ def _decode_line(doctor: Doctor) -> list[str]:
     return []
 
 
-def _problems(doctor: Doctor) -> list[str]:
-    problems = []
+def problems(doctor: Doctor) -> list[str]:
+    """Everything that stands in the way, each said once."""
+    found = []
     if doctor.engine_problem:
-        problems.append(f"the in-process engine cannot run: {doctor.engine_problem}")
+        found.append(f"the in-process engine cannot run: {doctor.engine_problem}")
     if doctor.config_problem:
-        problems.append(f"registry: {doctor.config_problem}")
+        found.append(f"registry: {doctor.config_problem}")
     # A llamacpp deployment that fails only because the engine does is said once.
-    problems.extend(
+    found.extend(
         f"{check.model}/{check.deployment} [{check.engine}] cannot start: {check.problem}"
         for check in doctor.deployments
         if check.problem and check.problem != doctor.engine_problem
     )
-    return problems
+    return found
 
 
 def render(doctor: Doctor, *, quiet: bool = False) -> str:
@@ -274,10 +271,10 @@ def render(doctor: Doctor, *, quiet: bool = False) -> str:
         for check in doctor.deployments:
             state = "can start" if check.problem is None else f"cannot start: {check.problem}"
             lines.append(f"  {check.model}/{check.deployment} [{check.engine}]: {state}")
-    problems = _problems(doctor)
-    lines += [f"problem: {problem}" for problem in problems]
-    if problems:
-        lines.append(f"roundhouse doctor: {len(problems)} problem(s)")
+    found = problems(doctor)
+    lines += [f"problem: {problem}" for problem in found]
+    if found:
+        lines.append(f"roundhouse doctor: {len(found)} problem(s)")
     else:
         variant = (doctor.llama_cpp or {}).get("backends", {}).get("cpu_variant")
         where = f" (llama.cpp CPU variant {variant})" if variant else ""

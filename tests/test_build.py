@@ -124,18 +124,18 @@ def test_make_refuses_an_unknown_backend() -> None:
 SCORES = [("x64", 1), ("haswell", 100), ("zen4", 900), ("sapphirerapids", 2000), ("armv9", 0)]
 
 
-def _never() -> tuple[bool, str]:
+def _never(name: str) -> tuple[bool, str]:
     raise AssertionError("the AMX probe ran although no AMX variant could win")
 
 
 def test_the_best_variant_wins_when_amx_runs() -> None:
-    chosen, fates = choose_variant(SCORES, amx_probe=lambda: (True, "runs"))
+    chosen, fates = choose_variant(SCORES, amx_probe=lambda _: (True, "runs"))
     assert chosen == "sapphirerapids"
     assert [v.name for v in fates][:3] == ["sapphirerapids", "zen4", "haswell"]
 
 
 def test_amx_variant_is_passed_over_where_amx_faults() -> None:
-    chosen, fates = choose_variant(SCORES, amx_probe=lambda: (False, "dies with SIGILL"))
+    chosen, fates = choose_variant(SCORES, amx_probe=lambda _: (False, "dies with SIGILL"))
     assert chosen == "zen4"
     rejected = {v.name: v.rejected for v in fates}
     assert rejected["sapphirerapids"] == "dies with SIGILL"
@@ -160,7 +160,7 @@ def test_a_named_variant_this_cpu_cannot_run_is_an_error() -> None:
     with pytest.raises(BackendError, match=r"names no variant; built: sapphirerapids, zen4"):
         choose_variant(SCORES, amx_probe=_never, wanted="pentium")
     with pytest.raises(BackendError, match="sapphirerapids cannot run here: faults"):
-        choose_variant(SCORES, amx_probe=lambda: (False, "faults"), wanted="sapphirerapids")
+        choose_variant(SCORES, amx_probe=lambda _: (False, "faults"), wanted="sapphirerapids")
 
 
 def test_no_runnable_variant_is_an_error() -> None:

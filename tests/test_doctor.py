@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from engines.llamacpp._probe import _death
+from engines._supervisor import describe_exit
 
 from .server import ROOT, Server
 from .upstream import free_port
@@ -150,7 +150,9 @@ def test_an_engine_that_cannot_run_fails_with_one_clear_message(
     )
     assert done.returncode == 1
     lines = done.stdout.strip().splitlines()
-    assert lines[0].startswith("problem: the in-process engine cannot run: the engine exited")
+    assert lines[0].startswith(
+        "problem: the in-process engine cannot run: the engine failed (exited"
+    )
     assert "ROUNDHOUSE_LLAMACPP_CPU_VARIANT=pentium names no variant" in lines[0]
     assert lines[-1] == "roundhouse doctor: 1 problem(s)"
     assert "Traceback" not in done.stdout + done.stderr
@@ -158,7 +160,7 @@ def test_an_engine_that_cannot_run_fails_with_one_clear_message(
 
 @pytest.mark.parametrize(
     ("returncode", "said"),
-    [(-4, "died with SIGILL"), (-11, "died with SIGSEGV"), (1, "exited with status 1")],
+    [(-4, "killed by SIGILL"), (-11, "killed by SIGSEGV"), (1, "exited with code 1")],
 )
 def test_a_crash_is_named_by_its_signal(returncode: int, said: str) -> None:
-    assert _death(returncode) == said
+    assert describe_exit(returncode) == said

@@ -4,10 +4,11 @@ Roundhouse builds llama.cpp with runtime-dispatched CPU variants (``GGML_BACKEND
 and ``GGML_CPU_ALL_VARIANTS``, see docs/building.md): one ``libggml-cpu-<name>.so``
 per instruction-set level, next to ``libggml.so``. llama-cpp-python loads none of
 them by itself, and llama.cpp's own loader would take the highest-scoring variant
-that cpuid allows, which on a VM that advertises AMX it cannot run is the one that
-dies with SIGILL. So the choice is made here: ggml's own score says which variants
-this CPU's cpuid allows, a child-process probe says whether AMX really runs, and
-``ROUNDHOUSE_LLAMACPP_CPU_VARIANT`` can name one outright.
+that cpuid allows: on an AMX CPU that is the AMX variant, whose kernels GCC 12
+miscompiles into a SIGILL. So the choice is made here: ggml's own score says which
+variants this CPU's cpuid allows, child processes say whether AMX and the AMX
+variant's own code really run, and ``ROUNDHOUSE_LLAMACPP_CPU_VARIANT`` can name one
+outright.
 
 A llama-cpp-python built the ordinary way has its CPU backend linked in; then there
 is nothing to choose and the report says so.
@@ -133,7 +134,7 @@ def _score(path: Path) -> int:
 def choose_variant(
     scores: Iterable[tuple[str, int]],
     *,
-    amx_probe: Callable[[], tuple[bool, str]],
+    amx_probe: Callable[[str], tuple[bool, str]],
     wanted: str | None = None,
 ) -> tuple[str, tuple[Variant, ...]]:
     """The variant to load, best first, and the fate of every candidate.
@@ -156,7 +157,7 @@ def choose_variant(
         elif wanted is not None and name != wanted:
             reason = f"{VARIANT_ENV} names {wanted}"
         elif name in AMX_VARIANTS:
-            runs, why = amx_probe()
+            runs, why = amx_probe(name)
             reason = None if runs else why
         if reason is None and chosen is None and score > 0:
             chosen = name
@@ -247,10 +248,9 @@ def _load(model: Path | None) -> BackendReport:
     if not found:
         raise BackendError(f"llama.cpp has no CPU backend: no {prefix}*{_SUFFIX} in {folder}")
     wanted = os.environ.get(VARIANT_ENV) or None
-    amx = next((found[name] for name in AMX_VARIANTS if name in found), None)
     chosen, fates = choose_variant(
         ((name, _score(path)) for name, path in found.items()),
-        amx_probe=lambda: _amx_verdict(amx, model) if amx else (False, "not built"),
+        amx_probe=lambda name: _amx_verdict(found[name], model),
         wanted=wanted,
     )
     return _register(lib, folder, found[chosen], chosen, fates)

@@ -1,18 +1,20 @@
 """What this CPU can really run, as opposed to what its cpuid advertises.
 
-A VM can advertise AMX in cpuid, and even let the kernel grant the tile state,
-yet fault (SIGILL) on the first tile instruction. Only running one tells, and a
-fault kills the process that ran it, so the probe runs in a child process.
+cpuid says whether AMX exists, not whether this machine (a VM, a kernel without the
+tile state) lets a process use it. Only running a tile instruction tells, and a
+fault kills the process that ran it, so the probe runs in a child process. Whether
+llama.cpp's own AMX code works is a further question (see _backends.py).
 """
 
 from __future__ import annotations
 
 import functools
 import platform
-import signal
 import subprocess
 import sys
 from pathlib import Path
+
+from .._supervisor import describe_exit
 
 __all__ = ["amx_runs", "cpu_flags"]
 
@@ -71,8 +73,10 @@ def amx_runs() -> tuple[bool, str]:
     if done.returncode == 0 and done.stdout.strip() == "ok":
         return True, "AMX tile instructions run"
     if done.returncode < 0:
-        name = signal.Signals(-done.returncode).name
-        return False, f"the CPU advertises AMX but a tile instruction dies with {name}"
+        return (
+            False,
+            f"the CPU advertises AMX, but the tile probe failed ({describe_exit(done.returncode)})",
+        )
     if done.returncode == 3:
         return False, "the kernel refuses the AMX tile state (arch_prctl)"
     return False, f"the AMX probe failed (exit {done.returncode})"

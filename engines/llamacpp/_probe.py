@@ -10,7 +10,6 @@ or its death by a signal, is the answer.
 from __future__ import annotations
 
 import functools
-import signal
 import subprocess
 import sys
 import threading
@@ -20,6 +19,7 @@ from pathlib import Path
 import msgspec
 
 from .._contract import Finish, GenerateRequest, StreamItem
+from .._supervisor import describe_exit
 
 __all__ = ["BuildFacts", "DecodeResult", "Probe", "probe", "variant_decodes"]
 
@@ -52,10 +52,6 @@ class Probe(msgspec.Struct, frozen=True, kw_only=True):
     build: BuildFacts | None = None
     decode: DecodeResult | None = None
     error: str | None = None
-
-    @property
-    def runs(self) -> bool:
-        return self.error is None
 
 
 _line = msgspec.json.Encoder()
@@ -113,42 +109,34 @@ def _variant_child(module: Path, model: Path) -> int:
     return 0
 
 
-def _death(returncode: int) -> str:
-    if returncode < 0:
-        try:
-            return f"died with {signal.Signals(-returncode).name}"
-        except ValueError:
-            return f"died with signal {-returncode}"
-    return f"exited with status {returncode}"
+def _run(argv: list[str], timeout: float) -> subprocess.CompletedProcess[bytes] | str:
+    """This Python running the probe module: its result, or why it could not run."""
+    command = [sys.executable, "-m", "engines.llamacpp._probe", *argv]
+    try:
+        return subprocess.run(command, capture_output=True, timeout=timeout, check=False)  # noqa: S603 - this Python, our module
+    except subprocess.TimeoutExpired:
+        return f"did not finish within {timeout:g}s"
+    except OSError as exc:
+        return f"could not start: {exc}"
 
 
 @functools.cache
 def variant_decodes(module: Path, model: Path, timeout: float = 300.0) -> tuple[bool, str]:
     """Whether a test decode of ``model`` on exactly this CPU variant survives."""
-    argv = [sys.executable, "-m", "engines.llamacpp._probe", "--variant", str(module), str(model)]
-    try:
-        done = subprocess.run(argv, capture_output=True, timeout=timeout, check=False)  # noqa: S603 - this Python, our module
-    except subprocess.TimeoutExpired:
-        return False, f"a test decode with it did not finish within {timeout:g}s"
-    except OSError as exc:
-        return False, f"a test decode with it could not start: {exc}"
+    done = _run(["--variant", str(module), str(model)], timeout)
+    if isinstance(done, str):
+        return False, f"a test decode with it {done}"
     if done.returncode == 0:
         return True, "a test decode with it ran"
-    return False, f"a test decode with it {_death(done.returncode)}"
+    return False, f"a test decode with it failed ({describe_exit(done.returncode)})"
 
 
 @functools.cache
 def probe(model: Path | None, timeout: float = 300.0) -> Probe:
     """Run the child once per model path and process; a crash is reported, not suffered."""
-    argv = [sys.executable, "-m", "engines.llamacpp._probe"]
-    if model is not None:
-        argv.append(str(model))
-    try:
-        done = subprocess.run(argv, capture_output=True, timeout=timeout, check=False)  # noqa: S603 - this Python, our module
-    except subprocess.TimeoutExpired:
-        return Probe(error=f"the llama.cpp probe did not finish within {timeout:g}s")
-    except OSError as exc:
-        return Probe(error=f"the llama.cpp probe could not start: {exc}")
+    done = _run([] if model is None else [str(model)], timeout)
+    if isinstance(done, str):
+        return Probe(error=f"the llama.cpp probe {done}")
     lines = done.stdout.splitlines()
     build = msgspec.json.decode(lines[0], type=BuildFacts) if lines else None
     decode = msgspec.json.decode(lines[1], type=DecodeResult) if len(lines) > 1 else None
@@ -158,7 +146,10 @@ def probe(model: Path | None, timeout: float = 300.0) -> Probe:
     last = stderr[-1] if stderr else ""
     stage = "loading llama.cpp" if build is None else f"decoding with {model}"
     detail = f": {last}" if last and done.returncode > 0 else ""
-    return Probe(build=build, error=f"the engine {_death(done.returncode)} while {stage}{detail}")
+    return Probe(
+        build=build,
+        error=f"the engine failed ({describe_exit(done.returncode)}) while {stage}{detail}",
+    )
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """Engine adapters and the contract they implement. Never imports ``gateway``."""
 
 from ._contract import (
+    Batching,
     ChatMessage,
+    Distribution,
     Embeddings,
     EmbedRequest,
     Engine,
@@ -14,7 +16,9 @@ from ._contract import (
     Health,
     ModelInfo,
     ResponseFormat,
+    SlotState,
     State,
+    StepStats,
     StreamItem,
     TextDelta,
     Tokenizer,
@@ -34,8 +38,10 @@ from ._table import ENTRY_POINT_GROUP, UnknownEngine, available_engines, build_e
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "Batching",
     "ChatMessage",
     "ContextLengthExceeded",
+    "Distribution",
     "EmbedRequest",
     "Embeddings",
     "Engine",
@@ -52,7 +58,9 @@ __all__ = [
     "ModelInfo",
     "Overloaded",
     "ResponseFormat",
+    "SlotState",
     "State",
+    "StepStats",
     "StreamItem",
     "TextDelta",
     "Tokenizer",

@@ -14,7 +14,9 @@ from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 import msgspec
 
 __all__ = [
+    "Batching",
     "ChatMessage",
+    "Distribution",
     "EmbedRequest",
     "Embeddings",
     "Engine",
@@ -27,7 +29,9 @@ __all__ = [
     "Health",
     "ModelInfo",
     "ResponseFormat",
+    "SlotState",
     "State",
+    "StepStats",
     "StreamItem",
     "TextDelta",
     "Tokenizer",
@@ -110,6 +114,10 @@ class GenerateRequest(msgspec.Struct, frozen=True, kw_only=True):
     presence_penalty: float | None = None
     repetition_penalty: float | None = None
     response_format: ResponseFormat | None = None
+    # vLLM's and llama-server's names: generate past end-of-generation tokens (for
+    # benchmarks), or not before this many tokens. Engines that cannot refuse them.
+    ignore_eos: bool = False
+    min_tokens: int = 0
 
 
 class EmbedRequest(msgspec.Struct, frozen=True, kw_only=True):
@@ -132,12 +140,25 @@ class State(enum.StrEnum):
     DRAINING = "draining"
 
 
+class SlotState(msgspec.Struct, frozen=True, kw_only=True):
+    """One of an engine's decoding slots: a sequence of the shared batch."""
+
+    id: int
+    processing: bool
+    # The most tokens one request may hold in this slot (prompt plus completion).
+    n_ctx: int
+    # Tokens of the last prompt and completion still in the slot's KV cache.
+    cached_tokens: int = 0
+
+
 class Health(msgspec.Struct, frozen=True, kw_only=True):
     state: State
     message: str | None = None
-    # Requests admitted and not yet finished: the running one plus the waiting ones.
+    # Requests admitted and not yet finished: the running ones plus the waiting ones.
     in_flight: int = 0
     waiting: int = 0
+    # An engine that batches reports its slots; empty means one request at a time.
+    slots: tuple[SlotState, ...] = ()
 
 
 class ModelInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -211,6 +232,35 @@ class Tokenizer(Protocol):
     async def tokenize(self, text: str, *, add_special: bool) -> list[int]: ...
 
     async def detokenize(self, tokens: list[int]) -> str: ...
+
+
+class Distribution(msgspec.Struct, frozen=True, kw_only=True):
+    """Counts of observations per bucket (upper bounds ``bounds``, then one overflow)."""
+
+    bounds: tuple[float, ...]
+    counts: tuple[int, ...]
+    total: float = 0.0
+
+
+class StepStats(msgspec.Struct, frozen=True, kw_only=True):
+    """Cumulative figures of a batching engine's decode loop."""
+
+    steps: int
+    # Sequences and tokens in each decode step.
+    sequences_per_step: Distribution
+    tokens_per_step: Distribution
+    kv_cells_used: int
+    kv_cells: int
+    # Prompt tokens taken from a slot's cache, and those evaluated anew.
+    prompt_tokens_reused: int
+    prompt_tokens_evaluated: int
+
+
+@runtime_checkable
+class Batching(Protocol):
+    """An optional engine capability: figures of its shared decode batch."""
+
+    def step_stats(self) -> StepStats: ...
 
 
 @runtime_checkable

@@ -37,13 +37,17 @@ class ContextLengthExceeded(InvalidRequest):
         max_tokens: int | None,
         n_ctx: int,
         param: str = "messages",
+        at_least: bool = False,
     ) -> None:
+        # at_least: the prompt was refused before it was tokenized whole, from a
+        # lower bound on its token count.
+        counted = f"at least {prompt_tokens}" if at_least else str(prompt_tokens)
         if max_tokens is None:
-            detail = f"your request has {prompt_tokens} prompt tokens"
+            detail = f"your request has {counted} prompt tokens"
         else:
             detail = (
-                f"you requested {prompt_tokens + max_tokens} tokens "
-                f"({prompt_tokens} in the prompt, {max_tokens} for the completion)"
+                f"you requested {'at least ' if at_least else ''}{prompt_tokens + max_tokens} "
+                f"tokens ({counted} in the prompt, {max_tokens} for the completion)"
             )
         super().__init__(
             f"This model's maximum context length is {n_ctx} tokens, but {detail}. "

@@ -25,6 +25,11 @@ def describe(dispatcher: Dispatcher, slot: Slot) -> dict[str, Any]:
         "unloads": slot.unloads,
         "in_flight": dispatcher.router.in_flight(slot.name),
         "queue_depth": health.waiting,
+        # An engine that batches: its slots, and what each keeps cached for reuse.
+        "slots": [
+            {"id": s.id, "processing": s.processing, "cached_tokens": s.cached_tokens}
+            for s in health.slots
+        ],
         "idle_seconds": round(slot.idle_seconds(), 3),
         "last_error": slot.last_error,
         "preload": slot.model.preload,

@@ -19,12 +19,20 @@ from .dispatch import Dispatcher
 from .host import gpu_memory, process_rss_bytes, system_memory
 from .lifecycle import Phase
 
-__all__ = ["health", "health_detailed", "health_ready", "slot_busy"]
+__all__ = ["health", "health_detailed", "health_ready", "slot_busy", "slot_states"]
 
 
 def slot_busy(health: Health) -> bool:
-    """Whether a deployment's one slot is running a request (the rest are waiting)."""
+    """Whether a deployment without slots of its own is running a request."""
     return health.in_flight - health.waiting > 0
+
+
+def slot_states(health: Health) -> list[bool]:
+    """Whether each of a deployment's slots is processing: the engine's own slots
+    when it batches, else one slot that is busy while a request runs."""
+    if health.slots:
+        return [s.processing for s in health.slots]
+    return [slot_busy(health)]
 
 
 @get("/health", sync_to_thread=False)
@@ -35,6 +43,8 @@ def health(dispatcher: NamedDependency[Dispatcher]) -> Response[dict[str, Any]]:
             "state": h.state.value,
             "in_flight": h.in_flight,
             "waiting": h.waiting,
+            "slots_idle": slot_states(h).count(False),
+            "slots_processing": slot_states(h).count(True),
             # Skipped by routing after repeated failures, until its trial request.
             "cooling": dispatcher.router.cooling(name),
             **({"message": h.message} if h.message else {}),
@@ -43,10 +53,9 @@ def health(dispatcher: NamedDependency[Dispatcher]) -> Response[dict[str, Any]]:
         }
         for name, h in states.items()
     }
-    # llama-server's slot counters: one slot per ready deployment (see docs/translation.md).
-    ready = [h for h in states.values() if h.state is State.READY]
-    processing = sum(1 for h in ready if slot_busy(h))
-    slots = {"slots_idle": len(ready) - processing, "slots_processing": processing}
+    # llama-server's slot counters, over every ready deployment (docs/translation.md).
+    busy = [b for h in states.values() if h.state is State.READY for b in slot_states(h)]
+    slots = {"slots_idle": busy.count(False), "slots_processing": busy.count(True)}
     # Only the first load makes the whole gateway "loading": later a restarting
     # deployment must not take healthy models out of a load balancer's rotation.
     if dispatcher.load_seconds is None:

@@ -15,10 +15,23 @@ from collections.abc import Iterable
 from litestar import Response, get
 from litestar.di import NamedDependency
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
-from engines import Finish, State
+from engines import (
+    Batching,
+    Distribution,
+    EngineUnavailable,
+    Finish,
+    SlotState,
+    State,
+    StepStats,
+)
 
 from .dispatch import Dispatcher
 from .tracing import RequestInfo
@@ -155,6 +168,14 @@ class DeploymentCollector(Collector):
             "Estimated memory of the deployments loaded, loading or draining.",
         )
         lifecycle = d.lifecycle
+        batching = _BatchFamilies()
+        for slot in lifecycle.slots.values():
+            engine = slot.engine
+            if isinstance(engine, Batching) and slot.health().state is State.READY:
+                try:
+                    batching.add(slot.name, engine.step_stats(), slot.health().slots)
+                except EngineUnavailable:  # unloaded between the two reads
+                    continue
         if lifecycle.budget is not None:
             budget.add_metric([], lifecycle.budget)
         resident.add_metric([], lifecycle.resident_bytes())
@@ -185,6 +206,81 @@ class DeploymentCollector(Collector):
             unloads,
             budget,
             resident,
+            *batching.families(),
+        ]
+
+
+def _buckets(dist: Distribution) -> list[tuple[str, float]]:
+    cumulative, out = 0, []
+    for bound, count in zip((*dist.bounds, float("inf")), dist.counts, strict=True):
+        cumulative += count
+        out.append(("+Inf" if bound == float("inf") else f"{bound:g}", float(cumulative)))
+    return out
+
+
+class _BatchFamilies:
+    """The figures of engines that decode in one shared batch (llamacpp)."""
+
+    def __init__(self) -> None:
+        labels = ["deployment"]
+        self.slots = GaugeMetricFamily(
+            "roundhouse_slots",
+            "The engine's decoding slots, idle or processing.",
+            labels=["deployment", "state"],
+        )
+        self.steps = CounterMetricFamily(
+            "roundhouse_decode_steps",
+            "Decode steps: one llama_decode of the shared batch.",
+            labels=labels,
+        )
+        self.sequences = HistogramMetricFamily(
+            "roundhouse_batch_sequences", "Sequences (slots) in each decode step.", labels=labels
+        )
+        self.tokens = HistogramMetricFamily(
+            "roundhouse_batch_tokens",
+            "Tokens in each decode step: one per generating slot plus prompt chunks.",
+            labels=labels,
+        )
+        self.kv_used = GaugeMetricFamily(
+            "roundhouse_kv_cells_used", "KV cache cells holding slots' tokens.", labels=labels
+        )
+        self.kv_cells = GaugeMetricFamily(
+            "roundhouse_kv_cells", "KV cache cells of the context.", labels=labels
+        )
+        self.reused = CounterMetricFamily(
+            "roundhouse_prompt_tokens_reused",
+            "Prompt tokens taken from a slot's cache instead of evaluated (prefix reuse).",
+            labels=labels,
+        )
+        self.evaluated = CounterMetricFamily(
+            "roundhouse_prompt_tokens_evaluated", "Prompt tokens evaluated.", labels=labels
+        )
+
+    def add(self, name: str, stats: StepStats, slots: tuple[SlotState, ...]) -> None:
+        busy = sum(1 for s in slots if s.processing)
+        self.slots.add_metric([name, "processing"], busy)
+        self.slots.add_metric([name, "idle"], len(slots) - busy)
+        self.steps.add_metric([name], stats.steps)
+        for family, dist in (
+            (self.sequences, stats.sequences_per_step),
+            (self.tokens, stats.tokens_per_step),
+        ):
+            family.add_metric([name], _buckets(dist), dist.total)
+        self.kv_used.add_metric([name], stats.kv_cells_used)
+        self.kv_cells.add_metric([name], stats.kv_cells)
+        self.reused.add_metric([name], stats.prompt_tokens_reused)
+        self.evaluated.add_metric([name], stats.prompt_tokens_evaluated)
+
+    def families(self) -> list[Metric]:
+        return [
+            self.slots,
+            self.steps,
+            self.sequences,
+            self.tokens,
+            self.kv_used,
+            self.kv_cells,
+            self.reused,
+            self.evaluated,
         ]
 
 

@@ -24,7 +24,7 @@ models:
     deployments:
       - engine: llamacpp
         path: {model}
-        llamacpp: {{n_ctx: 1024, max_queue: 1, embeddings: false}}
+        llamacpp: {{n_ctx: 1024, parallel: 1, max_queue: 2, embeddings: false}}
   - name: missing
     preload: true
     deployments:

@@ -59,8 +59,36 @@ def test_four_concurrent_streams_all_complete(server: Server) -> None:
         assert 0 < usage.completion_tokens <= 24
 
 
-def test_requests_run_in_arrival_order(server: Server) -> None:
-    """Each request is sent once the previous one is admitted; they finish in that order."""
+def test_concurrent_requests_decode_together(server: Server) -> None:
+    """smollm2 has four slots: four streams are all processing at once, none waits."""
+    url = f"{server.url}/v1/chat/completions"
+
+    def all_four_processing() -> bool:
+        d = server.deployment("smollm2")
+        return (d["waiting"], d["slots_idle"], d["slots_processing"]) == (0, 0, 4)
+
+    async def main() -> None:
+        async with httpx.AsyncClient(timeout=120) as client:
+            holders = [
+                asyncio.create_task(_hold(client, url, _stream_body("smollm2", 400)))
+                for _ in range(4)
+            ]
+            await async_wait_for(all_four_processing, within=60, what="four slots processing")
+            for holder in holders:
+                holder.cancel()
+            await asyncio.gather(*holders, return_exceptions=True)
+
+    asyncio.run(main())
+    wait_for(
+        lambda: server.deployment("smollm2")["in_flight"] == 0,
+        timeout=5,
+        what="the abandoned streams to leave their slots",
+    )
+
+
+def test_waiting_requests_start_in_arrival_order(server: Server) -> None:
+    """single-slot has one slot: each request is sent once the previous one is admitted;
+    they finish in that order."""
     finished: list[int] = []
     lock = threading.Lock()
 
@@ -68,7 +96,7 @@ def test_requests_run_in_arrival_order(server: Server) -> None:
         with httpx.stream(
             "POST",
             f"{server.url}/v1/chat/completions",
-            json=_stream_body("smollm2", 12),
+            json=_stream_body("single-slot", 12),
             timeout=120,
         ) as response:
             assert response.status_code == 200
@@ -78,18 +106,18 @@ def test_requests_run_in_arrival_order(server: Server) -> None:
             finished.append(n)
 
     threads = []
-    for n in range(4):
+    for n in range(3):
         thread = threading.Thread(target=run, args=(n,))
         thread.start()
         threads.append(thread)
         wait_for(
-            lambda n=n: server.deployment("smollm2")["in_flight"] + len(finished) >= n + 1,
+            lambda n=n: server.deployment("single-slot")["in_flight"] + len(finished) >= n + 1,
             timeout=30,
             what=f"request {n} to be admitted",
         )
     for thread in threads:
         thread.join(timeout=120)
-    assert finished == [0, 1, 2, 3]
+    assert finished == [0, 1, 2]
 
 
 def test_disconnect_frees_the_model(server: Server) -> None:
@@ -124,13 +152,13 @@ async def _hold(client: httpx.AsyncClient, url: str, body: dict[str, Any]) -> No
 
 
 def test_full_queue_gets_429_and_queued_clients_can_leave(server: Server) -> None:
-    """single-slot lets one request wait behind the running one; the next gets 429."""
+    """single-slot lets two requests wait behind the running one; the next gets 429."""
     url = f"{server.url}/v1/chat/completions"
 
     async def main() -> httpx.Response:
         async with httpx.AsyncClient(timeout=120) as client:
             holders = []
-            for expected in (1, 2):
+            for expected in (1, 2, 3):
                 holders.append(
                     asyncio.create_task(_hold(client, url, _stream_body("single-slot", 400)))
                 )
@@ -172,3 +200,91 @@ def test_non_streamed_client_that_leaves_frees_the_model(server: Server) -> None
         timeout=5,
         what="the abandoned generation to stop",
     )
+
+
+def test_a_giant_body_is_refused_without_stalling_a_stream(server: Server) -> None:
+    """Thousands of messages that cannot fit: refused from their size before they are
+    tokenized whole, while a stream on the same model keeps going to its end."""
+    url = f"{server.url}/v1/chat/completions"
+    # Under the test server's 1 MiB body limit; the prompt alone is far past n_ctx.
+    messages = [{"role": "user", "content": f"short message {i}"} for i in range(14_000)]
+
+    async def main() -> tuple[httpx.Response, list[str]]:
+        async with httpx.AsyncClient(timeout=120) as client:
+            lines: list[str] = []
+            under_way = asyncio.Event()
+
+            async def stream() -> None:
+                body = _stream_body("smollm2", 60) | {"ignore_eos": True}
+                async with client.stream("POST", url, json=body) as response:
+                    async for line in response.aiter_lines():
+                        if line.startswith("data:"):
+                            lines.append(line)
+                            under_way.set()
+
+            task = asyncio.create_task(stream())
+            await under_way.wait()
+            refused = await client.post(url, json={"model": "smollm2", "messages": messages})
+            await task
+            return refused, lines
+
+    refused, lines = asyncio.run(main())
+    assert refused.status_code == 400
+    error = refused.json()["error"]
+    assert error["code"] == "context_length_exceeded"
+    assert "at least" in error["message"]
+    assert lines[-1] == "data: [DONE]"
+    # Every one of the 60 tokens arrived: one chunk each, or fewer carrying several.
+    assert len(lines) >= 3
+
+
+def test_embeddings_answer_during_a_long_generation(server: Server, client: openai.OpenAI) -> None:
+    with httpx.stream(
+        "POST",
+        f"{server.url}/v1/chat/completions",
+        json=_stream_body("smollm2", 1000) | {"ignore_eos": True},
+        timeout=120,
+    ) as response:
+        # Held, not dropped: a closed line iterator closes the response.
+        lines = response.iter_lines()
+        for line in lines:
+            if line.startswith("data:"):
+                break
+        vectors = client.embeddings.create(model="smollm2", input="lighthouse")
+        assert len(vectors.data[0].embedding) > 0
+        # The stream is still running: the embedding did not wait for its slot.
+        assert server.deployment("smollm2")["slots_processing"] == 1
+
+
+def test_ignore_eos_and_min_tokens_reach_the_engine(client: openai.OpenAI) -> None:
+    messages = [
+        {"role": "system", "content": "Answer with one word."},
+        {"role": "user", "content": "What is the capital of France?"},
+    ]
+    ignored = client.chat.completions.create(
+        model="smollm2",
+        messages=messages,
+        max_tokens=30,
+        temperature=0,  # type: ignore[arg-type]
+        extra_body={"ignore_eos": True},
+    )
+    assert ignored.choices[0].finish_reason == "length"
+    assert ignored.usage is not None
+    assert ignored.usage.completion_tokens == 30
+    held = client.chat.completions.create(
+        model="smollm2",
+        messages=messages,
+        max_tokens=40,
+        temperature=0,  # type: ignore[arg-type]
+        extra_body={"min_tokens": 20},
+    )
+    assert held.usage is not None
+    assert held.usage.completion_tokens >= 20
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.chat.completions.create(
+            model="smollm2",
+            messages=messages,
+            max_tokens=5,  # type: ignore[arg-type]
+            extra_body={"min_tokens": 6},
+        )
+    assert refused.value.body["param"] == "min_tokens"  # type: ignore[index]

@@ -166,7 +166,9 @@ def test_the_engine_estimates_without_loading(gguf: Path, tmp_path: Path) -> Non
     try:
         assert isinstance(engine, Footprint)
         footprint = engine.footprint()
-        assert footprint == estimate_bytes(gguf, n_ctx=2048, n_batch=256)
+        # Every one of the default four slots holds n_ctx cells of KV cache.
+        assert footprint == estimate_bytes(gguf, n_ctx=2048, n_batch=256, parallel=4)
+        assert footprint > estimate_bytes(gguf, n_ctx=2048, n_batch=256)
         assert engine.health().state is State.LOADING
         assert engine._runner is None
         # Kept after the first success, even when the file later goes away.

@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
-import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from engines import ChatMessage, Finish, GenerateRequest, StreamItem, TextDelta, Unsupported
 from engines.llamacpp import LlamaCppOptions
+from engines.llamacpp._job import Sink, Work
 from engines.llamacpp._runner import LoadError, ModelRunner
 
 HELLO = GenerateRequest(messages=(ChatMessage(role="user", content="Hello"),), temperature=0)
 
 
 @pytest.fixture(scope="module")
-def runner(model_path: Path) -> ModelRunner:
-    return ModelRunner(model_path, LlamaCppOptions(n_ctx=512))
+def runner(model_path: Path) -> Iterator[ModelRunner]:
+    loaded = ModelRunner(model_path, LlamaCppOptions(n_ctx=512))
+    yield loaded
+    loaded.close()
 
 
 def _text(runner: ModelRunner, tokens: list[int]) -> str:
@@ -40,11 +44,8 @@ def test_registry_template_overrides_the_gguf(model_path: Path) -> None:
 
 
 def test_completion_tokens_count_every_generated_token(runner: ModelRunner) -> None:
-    items: list[StreamItem] = []
-    runner.generate(
-        GenerateRequest(prompt="Once upon a time", temperature=0, max_tokens=9),
-        items.append,
-        threading.Event(),
+    items = runner.generate_blocking(
+        GenerateRequest(prompt="Once upon a time", temperature=0, max_tokens=9)
     )
     finish = items[-1]
     assert isinstance(finish, Finish)
@@ -58,20 +59,33 @@ def test_completion_tokens_count_every_generated_token(runner: ModelRunner) -> N
     )
 
 
-def test_a_set_cancel_flag_stops_at_once(runner: ModelRunner) -> None:
-    cancelled = threading.Event()
-    items: list[StreamItem] = []
+class _LeavesAfter(Sink):
+    """A consumer that goes away after ``n`` items."""
 
-    def emit(item: StreamItem) -> None:
-        items.append(item)
-        if len(items) == 3:
-            cancelled.set()
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self._n = n
 
-    runner.generate(
-        GenerateRequest(prompt="Once upon a time", temperature=0, max_tokens=200), emit, cancelled
-    )
-    assert len(items) == 3
-    assert not any(isinstance(i, Finish) for i in items)
+    def emit(self, item: StreamItem | BaseException) -> None:
+        super().emit(item)
+        if len(self.items) == self._n:
+            self.cancelled.set()
+            self.done.set()
+
+
+def test_a_set_cancel_flag_frees_the_slot_within_a_step(runner: ModelRunner) -> None:
+    request = GenerateRequest(prompt="Once upon a time", temperature=0, max_tokens=200)
+    tokens = runner.prompt_tokens(request)
+    sink = _LeavesAfter(3)
+    runner.loop.submit(Work(job=sink, request=request, tokens=tokens, max_tokens=200, gbnf=None))
+    assert sink.done.wait(60)
+    deadline = time.monotonic() + 30
+    while any(s.processing for s in runner.loop.slots()):
+        assert time.monotonic() < deadline, "the slot stayed busy after its consumer left"
+        time.sleep(0.01)  # polling, bounded by the deadline
+    # At most the step in progress when the flag was set emitted one more item.
+    assert 3 <= len(sink.items) <= 4
+    assert not any(isinstance(i, Finish) for i in sink.items)
 
 
 def test_template_less_models_refuse_chat(model_path: Path) -> None:

@@ -78,19 +78,22 @@ def test_models_carry_the_gguf_meta(server: Server, model_path: Path) -> None:
 def test_health_counts_slots(server: Server) -> None:
     body = server.health().json()
     assert body["status"] == "ok"
-    # smollm2 and single-slot are ready; missing and corrupt are not slots.
-    assert body["slots_idle"] + body["slots_processing"] == 2
+    # smollm2 (parallel 4) and single-slot (parallel 1) are ready; missing and
+    # corrupt have no slots.
+    assert body["slots_idle"] + body["slots_processing"] == 5
     assert all(type(body[k]) is int for k in ("slots_idle", "slots_processing"))
 
 
-def test_slots_one_per_ready_deployment(server: Server) -> None:
+def test_slots_are_the_engines_real_slots(server: Server) -> None:
     slots = httpx.get(f"{server.url}/slots", timeout=10).json()
     assert isinstance(slots, list)
-    assert [(s["model"], s["n_ctx"]) for s in slots] == [("smollm2", 2048), ("single-slot", 1024)]
+    assert [(s["model"], s["n_ctx"]) for s in slots] == [("smollm2", 2048)] * 4 + [
+        ("single-slot", 1024)
+    ]
     assert all(s["is_processing"] is False for s in slots)
-    assert len({s["id"] for s in slots}) == 2
+    assert [s["id"] for s in slots] == [0, 1, 2, 3, 4]
     only = httpx.get(f"{server.url}/slots", params={"model": "smol"}, timeout=10).json()
-    assert [s["model"] for s in only] == ["smollm2"]
+    assert [s["model"] for s in only] == ["smollm2"] * 4
 
 
 def test_a_running_request_shows_as_a_busy_slot(server: Server) -> None:
@@ -100,17 +103,17 @@ def test_a_running_request_shows_as_a_busy_slot(server: Server) -> None:
     assert first["stop"] is False
     try:
         slots = httpx.get(f"{server.url}/slots", timeout=10).json()
-        busy = {s["model"]: s["is_processing"] for s in slots}
-        assert busy == {"smollm2": False, "single-slot": True}
+        busy = [(s["model"], s["is_processing"]) for s in slots]
+        assert busy == [("smollm2", False)] * 4 + [("single-slot", True)]
         health = server.health().json()
-        assert (health["slots_idle"], health["slots_processing"]) == (1, 1)
+        assert (health["slots_idle"], health["slots_processing"]) == (4, 1)
     finally:
         events.close()  # type: ignore[attr-defined]
 
 
 def test_props_describe_the_primary_model(server: Server) -> None:
     props = httpx.get(f"{server.url}/props", timeout=10).json()
-    assert props["total_slots"] == 1
+    assert props["total_slots"] == 4  # smollm2's parallel
     settings = props["default_generation_settings"]
     assert (settings["model"], settings["n_ctx"]) == ("smollm2", 2048)
     assert settings["params"]["n_predict"] == -1

@@ -183,3 +183,41 @@ def test_json_logs_are_one_object_per_line(registry_file: Path) -> None:
         # No record went out in the text format.
         text_record = re.compile(r"^\d{4}-\d\d-\d\d .* (DEBUG|INFO|WARNING|ERROR) ")
         assert not [x for x in srv.lines if text_record.match(x)]
+
+
+def test_batch_metrics_follow_the_decode_loop(server: Server) -> None:
+    """Steps, tokens per step and prompt reuse move with traffic; the slots are real."""
+    system = {"role": "system", "content": "You keep a ship's log. " + "Calm sea. " * 60}
+    before = _samples(server)
+    for question in ("What was the weather?", "Any ships sighted?"):
+        reply = httpx.post(
+            f"{server.url}{CHAT_PATH}",
+            json={
+                "model": "smollm2",
+                "messages": [system, {"role": "user", "content": question}],
+                "max_tokens": 3,
+                "temperature": 0,
+            },
+            timeout=60,
+        )
+        assert reply.status_code == 200
+    after = _samples(server)
+    dep = {"deployment": "smollm2"}
+    assert _value(after, "roundhouse_decode_steps_total", **dep) > _value(
+        before, "roundhouse_decode_steps_total", **dep
+    )
+    # The second request found the first one's system prompt in a slot.
+    reused = _value(after, "roundhouse_prompt_tokens_reused_total", **dep) - _value(
+        before, "roundhouse_prompt_tokens_reused_total", **dep
+    )
+    assert reused >= 100
+    steps = _value(after, "roundhouse_batch_tokens_count", **dep)
+    assert steps == _value(after, "roundhouse_decode_steps_total", **dep)
+    assert _value(after, "roundhouse_batch_sequences_bucket", **dep, le="+Inf") == steps
+    assert _value(after, "roundhouse_kv_cells_used", **dep) > 0
+    assert _value(after, "roundhouse_kv_cells", **dep) >= 4 * 2048
+    assert (
+        _value(after, "roundhouse_slots", **dep, state="idle")
+        + _value(after, "roundhouse_slots", **dep, state="processing")
+        == 4
+    )

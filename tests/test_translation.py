@@ -106,8 +106,9 @@ def test_sakura_translator_body(sakura: Server) -> None:
 
 def test_ainiee_sizes_its_pool_then_chats_with_query_params(sakura: Server) -> None:
     slots = httpx.get(f"{sakura.url}/slots", timeout=10).json()
-    assert len(slots) == 1
-    assert slots[0]["model"] == NAME
+    # sakura.yaml's parallel: AiNiee starts that many workers, one per slot.
+    assert len(slots) == 8
+    assert {s["model"] for s in slots} == {NAME}
     with _client(sakura.url, "nokey") as client:
         raw = client.chat.completions.with_raw_response.create(
             model="Sakura-v1.0",

@@ -9,6 +9,7 @@ llama.cpp's own AMX code works is a further question (see _backends.py).
 from __future__ import annotations
 
 import functools
+import os
 import platform
 import subprocess
 import sys
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from .._supervisor import describe_exit
 
-__all__ = ["amx_runs", "cpu_flags"]
+__all__ = ["amx_runs", "cpu_flags", "physical_cores"]
 
 # Run by a child Python: ask the kernel for the AMX tile state, then execute
 # LDTILECFG, TILEZERO and TILERELEASE from a freshly mapped page. Exit 0 means
@@ -94,3 +95,21 @@ def cpu_flags() -> frozenset[str]:
         if key.strip() in ("flags", "Features"):
             return frozenset(value.split())
     return frozenset()
+
+
+def physical_cores() -> int:
+    """Physical cores this process may run on: llama-server's default thread count.
+
+    Hyperthread siblings share one core's arithmetic units, so a second thread on
+    a core slows matrix work down; llama.cpp counts each set of siblings once.
+    """
+    allowed = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    cpus = sorted(allowed) if allowed else list(range(os.cpu_count() or 1))
+    cores: set[str] = set()
+    for cpu in cpus:
+        path = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology/thread_siblings_list")
+        try:
+            cores.add(path.read_text().strip())
+        except OSError:
+            cores.add(str(cpu))  # no topology (not Linux, or hidden): one core each
+    return max(1, len(cores))

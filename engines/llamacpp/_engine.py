@@ -1,4 +1,9 @@
-"""The async face of the llamacpp engine: admission, FIFO queue and the thread bridge."""
+"""The async face of the llamacpp engine: admission, the threads, and the bridge back.
+
+Three kinds of work never wait for one another: decoding runs on the decode loop's
+thread (every admitted request in one batch), prompts are rendered and tokenized on
+a text thread, and embeddings run on a thread of their own with their own context.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,6 @@ import importlib.util
 import logging
 import math
 import threading
-import time
 from collections.abc import AsyncGenerator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -25,14 +29,16 @@ from .._contract import (
     Health,
     ModelInfo,
     State,
+    StepStats,
     StreamItem,
-    Usage,
 )
-from .._errors import EngineError, EngineUnavailable, Overloaded
+from .._errors import EngineUnavailable, Overloaded
 from ._gguf import estimate_bytes
 from ._heap import release_free_memory
+from ._job import Job, Work
 from ._options import LlamaCppOptions
 from ._runner import LoadError, ModelRunner, check_gguf
+from ._sampler import gbnf_for
 
 __all__ = ["LlamaCppEngine"]
 
@@ -41,31 +47,12 @@ log = logging.getLogger("roundhouse.engines.llamacpp")
 T = TypeVar("T")
 
 
-class _Job:
-    """One admitted request: its channel back to the event loop and its cancel flag."""
-
-    __slots__ = ("cancelled", "halted", "items", "loop")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        self.items: asyncio.Queue[StreamItem | BaseException] = asyncio.Queue()
-        self.cancelled = threading.Event()
-        # Set by a consumer's Halt: the worker ends the output but still reports usage.
-        self.halted = threading.Event()
-
-    def emit(self, item: StreamItem | BaseException) -> None:
-        try:
-            self.loop.call_soon_threadsafe(self.items.put_nowait, item)
-        except RuntimeError:  # the loop is gone: the server is shutting down
-            self.cancelled.set()
-
-
 class LlamaCppEngine:
     """GGUF models run in-process by llama-cpp-python.
 
-    One worker thread owns the model; requests run one at a time in admission
-    order. A request whose consumer goes away is skipped, or stopped after the
-    token in progress, so the next one starts at once.
+    ``parallel`` slots decode together in one batch (continuous batching); up to
+    ``max_queue`` more requests wait for a slot, in arrival order, and further ones
+    get 429. A request whose consumer goes away leaves its slot within one step.
     """
 
     options_type: ClassVar[type[msgspec.Struct]] = LlamaCppOptions
@@ -93,23 +80,26 @@ class LlamaCppEngine:
         options = spec.options if spec.options is not None else LlamaCppOptions()
         assert isinstance(options, LlamaCppOptions)
         self._options = options
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"llamacpp-{spec.name}")
+        prefix = f"llamacpp-{spec.name}"
+        # Loading, closing, rendering and tokenizing; never decoding.
+        self._text = ThreadPoolExecutor(1, thread_name_prefix=f"{prefix}-text")
+        self._embedding = ThreadPoolExecutor(1, thread_name_prefix=f"{prefix}-embed")
         self._runner: ModelRunner | None = None
         self._state = State.LOADING
         self._message: str | None = None
         self._lock = threading.Lock()
-        self._waiting = 0
-        self._running = 0
-        self._jobs: set[_Job] = set()
-        # Smoothed seconds per request, for an honest Retry-After.
+        self._jobs: set[Job] = set()
+        # Smoothed seconds per generation, for an honest Retry-After.
         self._mean_seconds = 1.0
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
+
+        def load() -> ModelRunner:
+            return ModelRunner(self._path, self._options, name=self._spec.name)
+
         try:
-            self._runner = await loop.run_in_executor(
-                self._executor, ModelRunner, self._path, self._options
-            )
+            self._runner = await loop.run_in_executor(self._text, load)
         except LoadError as exc:
             self._fail(str(exc))
         except Exception as exc:  # a model library failure must not take the gateway down
@@ -134,18 +124,31 @@ class LlamaCppEngine:
                 runner.close()
                 release_free_memory()
 
-            await asyncio.get_running_loop().run_in_executor(self._executor, free)
-        self._executor.shutdown(wait=False, cancel_futures=True)
+            # After any embedding in progress: the embedder is freed with the model.
+            await asyncio.get_running_loop().run_in_executor(self._embedding, lambda: None)
+            await asyncio.get_running_loop().run_in_executor(self._text, free)
+        self._text.shutdown(wait=False, cancel_futures=True)
+        self._embedding.shutdown(wait=False, cancel_futures=True)
 
     def health(self) -> Health:
+        runner = self._runner
+        slots = runner.loop.slots() if runner is not None else ()
+        busy = sum(1 for s in slots if s.processing)
         with self._lock:
-            waiting, running = self._waiting, self._running
+            in_flight = len(self._jobs)
         return Health(
             state=self._state,
             message=self._message,
-            in_flight=waiting + running,
-            waiting=waiting,
+            in_flight=in_flight,
+            waiting=max(0, in_flight - busy),
+            slots=slots,
         )
+
+    def step_stats(self) -> StepStats:
+        runner = self._runner
+        if runner is None:
+            raise EngineUnavailable(f"model {self._spec.name} is not loaded")
+        return runner.loop.stats()
 
     def info(self) -> ModelInfo:
         return self._runner.info if self._runner is not None else ModelInfo()
@@ -156,9 +159,14 @@ class LlamaCppEngine:
     def footprint(self) -> int | None:
         """Bytes the model will take once loaded, from its GGUF header; None if unreadable."""
         if self._footprint is None:
-            n_ctx, n_batch = self._options.n_ctx, self._options.n_batch
+            options = self._options
             try:
-                self._footprint = estimate_bytes(self._path, n_ctx=n_ctx, n_batch=n_batch)
+                self._footprint = estimate_bytes(
+                    self._path,
+                    n_ctx=options.n_ctx,
+                    n_batch=options.n_batch,
+                    parallel=options.parallel,
+                )
             except (OSError, ValueError):  # missing, unreadable or not GGUF: unknown
                 return None
         return self._footprint
@@ -173,53 +181,45 @@ class LlamaCppEngine:
             raise EngineUnavailable(f"model {self._spec.name} failed to load: {self._message}")
         raise EngineUnavailable(f"model {self._spec.name} is shut down")
 
-    def _admit(self) -> _Job:
+    def _admit(self) -> Job:
+        options = self._options
         with self._lock:
-            # Capacity is the running request plus max_queue waiting ones, counted
-            # whether or not the worker has picked the running one up yet.
-            if self._waiting + self._running > self._options.max_queue:
-                retry = max(1, math.ceil(self._mean_seconds * (self._waiting + 1)))
+            # Capacity: every slot busy plus max_queue waiting, counted from admission
+            # (a prompt still being tokenized holds its place).
+            waiting = len(self._jobs) - options.parallel
+            if waiting >= options.max_queue:
+                retry = max(1, math.ceil(self._mean_seconds * (waiting + 1) / options.parallel))
                 raise Overloaded(
-                    f"model {self._spec.name} has {self._waiting} requests waiting "
-                    f"(max_queue {self._options.max_queue}); retry in {retry}s",
+                    f"model {self._spec.name} has {waiting} requests waiting "
+                    f"(max_queue {options.max_queue}); retry in {retry}s",
                     retry_after=retry,
                 )
-            self._waiting += 1
-        job = _Job(asyncio.get_running_loop())
-        self._jobs.add(job)
+            job = Job(asyncio.get_running_loop())
+            self._jobs.add(job)
         return job
 
-    def _submit(self, job: _Job, work: Callable[[ModelRunner], None]) -> None:
-        runner = self._ready_runner()
-
-        def run() -> None:
-            with self._lock:
-                self._waiting -= 1
-                self._running += 1
-            started = time.monotonic()
-            try:
-                if not job.cancelled.is_set():
-                    work(runner)
-            except EngineError as exc:
-                job.emit(exc)
-            except Exception as exc:
-                log.exception("deployment %s: request failed", self._spec.name)
-                job.emit(EngineError(f"internal engine error: {type(exc).__name__}"))
-            finally:
-                elapsed = time.monotonic() - started
-                with self._lock:
-                    self._running -= 1
-                    self._mean_seconds = 0.8 * self._mean_seconds + 0.2 * elapsed
-
-        self._executor.submit(run)
+    def _leave(self, job: Job, seconds: float | None = None) -> None:
+        job.cancelled.set()  # seen by the decode loop before its next step
+        with self._lock:
+            self._jobs.discard(job)
+            if seconds is not None:
+                self._mean_seconds = 0.8 * self._mean_seconds + 0.2 * seconds
 
     async def generate(self, request: GenerateRequest) -> AsyncGenerator[StreamItem, None]:
-        self._ready_runner()
+        runner = self._ready_runner()
         job = self._admit()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        finished = False
         try:
-            self._submit(
-                job,
-                lambda runner: runner.generate(request, job.emit, job.cancelled, job.halted),
+            # Templating and tokenizing on the text thread: a huge prompt never holds
+            # up the decode loop, and one that cannot fit is refused before it is
+            # tokenized whole.
+            tokens, max_tokens, gbnf = await loop.run_in_executor(
+                self._text, _prepare, runner, request
+            )
+            runner.loop.submit(
+                Work(job=job, request=request, tokens=tokens, max_tokens=max_tokens, gbnf=gbnf)
             )
             while True:
                 item = await job.items.get()
@@ -228,45 +228,32 @@ class LlamaCppEngine:
                 try:
                     yield item
                 except Halt:
-                    # Keep reading: the worker stops before its next token and sends
+                    # Keep reading: the loop stops before its next token and sends
                     # the Finish with the exact count of what it generated.
                     job.halted.set()
                 if isinstance(item, Finish):
+                    finished = True
                     return
         finally:
-            # Seen by the worker before its next token, or before the job starts.
-            job.cancelled.set()
-            self._jobs.discard(job)
+            self._leave(job, loop.time() - started if finished else None)
 
-    async def _call(self, work: Callable[[ModelRunner], T]) -> T:
-        """Run one blocking call on the worker thread, queued like a generation."""
+    async def _call(self, executor: ThreadPoolExecutor, work: Callable[[], T]) -> T:
         self._ready_runner()
-        job = self._admit()
-        result: list[T] = []
-
-        def run(runner: ModelRunner) -> None:
-            result.append(work(runner))
-            job.emit(_DONE)
-
-        try:
-            self._submit(job, run)
-            item = await job.items.get()
-            if isinstance(item, BaseException):
-                raise item
-            return result[0]
-        finally:
-            job.cancelled.set()
-            self._jobs.discard(job)
+        return await asyncio.get_running_loop().run_in_executor(executor, work)
 
     async def embed(self, request: EmbedRequest) -> Embeddings:
-        return await self._call(lambda runner: runner.embed(request))
+        runner = self._ready_runner()
+        return await self._call(self._embedding, lambda: runner.embed(request))
 
     async def tokenize(self, text: str, *, add_special: bool) -> list[int]:
-        return await self._call(lambda runner: runner.tokenize(text, add_special))
+        runner = self._ready_runner()
+        return await self._call(self._text, lambda: runner.tokenize(text, add_special))
 
     async def detokenize(self, tokens: list[int]) -> str:
-        return await self._call(lambda runner: runner.detokenize(tokens))
+        runner = self._ready_runner()
+        return await self._call(self._text, lambda: runner.detokenize(tokens))
 
 
-# A sentinel Finish that tells a one-shot call's waiter its result is ready.
-_DONE = Finish(finish_reason="stop", usage=Usage(prompt_tokens=0, completion_tokens=0))
+def _prepare(runner: ModelRunner, request: GenerateRequest) -> tuple[list[int], int, str | None]:
+    tokens = runner.prompt_tokens(request)
+    return tokens, runner.budget(request, len(tokens)), gbnf_for(request)

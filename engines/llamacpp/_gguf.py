@@ -223,11 +223,17 @@ def compute_buffer_bytes(metadata: dict[str, object], *, n_ctx: int, n_batch: in
 
 
 def estimate_bytes(
-    path: str | os.PathLike[str], *, n_ctx: int, n_gpu_layers: int = 0, n_batch: int = 512
+    path: str | os.PathLike[str],
+    *,
+    n_ctx: int,
+    n_gpu_layers: int = 0,
+    n_batch: int = 512,
+    parallel: int = 1,
 ) -> int:
     """Memory a GGUF model will take once loaded with ``n_ctx`` and ``n_batch``.
 
-    Weights (the file size) + KV cache + compute buffer. When the metadata lacks
+    Weights (the file size) + KV cache (``n_ctx`` cells for each of ``parallel``
+    slots) + compute buffer. When the metadata lacks
     what the caches need, the file size alone. ``n_gpu_layers`` only decides
     where the bytes go (GPU or host), not how many there are; it is accepted so
     that a later split estimate keeps this signature.
@@ -236,6 +242,8 @@ def estimate_bytes(
     size = Path(path).stat().st_size
     metadata = read_metadata(path)
     kv = kv_cache_bytes(metadata, n_ctx=n_ctx)
+    if kv is not None:
+        kv *= parallel
     compute = compute_buffer_bytes(metadata, n_ctx=n_ctx, n_batch=n_batch)
     if kv is None or compute is None:
         return size

@@ -12,13 +12,12 @@ from __future__ import annotations
 import functools
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import msgspec
 
-from .._contract import Finish, GenerateRequest, StreamItem
+from .._contract import Finish, GenerateRequest
 from .._supervisor import describe_exit
 
 __all__ = ["BuildFacts", "DecodeResult", "Probe", "probe", "variant_decodes"]
@@ -62,12 +61,15 @@ def _decode(model: Path) -> DecodeResult:
     from ._runner import ModelRunner
 
     begun = time.monotonic()
-    runner = ModelRunner(model, LlamaCppOptions(n_ctx=256, embeddings=False))
-    items: list[StreamItem] = []
+    runner = ModelRunner(
+        model, LlamaCppOptions(n_ctx=256, parallel=1, embeddings=False), name="probe"
+    )
     request = GenerateRequest(prompt=_PROMPT, max_tokens=_TOKENS, temperature=0.0)
-    runner.generate(request, items.append, threading.Event())
+    items = runner.generate_blocking(request)
     runner.close()
     finish = items[-1]
+    if isinstance(finish, BaseException):
+        raise finish
     assert isinstance(finish, Finish)
     return DecodeResult(
         model=str(model),

@@ -1,38 +1,38 @@
-"""The blocking side of the llamacpp engine: everything here runs on its worker thread.
+"""The blocking side of the llamacpp engine: loading, prompts, tokens and embeddings.
 
-llama-cpp-python objects are not thread-safe, so one worker thread owns the model
-and runs requests one after another, in the order they were admitted.
+Generation runs on the decode loop's own thread (_loop.py), which owns the batched
+context. What is here is called from the engine's other threads: rendering and
+tokenizing prompts (llama.cpp's tokenizer only reads the vocabulary and is
+documented thread-safe), and embeddings, which have a context of their own.
 """
 
 from __future__ import annotations
 
-import ctypes
-import json
 import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from .._contract import (
     Embeddings,
     EmbedRequest,
-    Finish,
     GenerateRequest,
     ModelInfo,
     StreamItem,
-    TextDelta,
-    Usage,
 )
 from .._errors import ContextLengthExceeded, EngineUnavailable, InvalidRequest, Unsupported
+from ._cpu import physical_cores
+from ._job import Sink, Work
+from ._loop import DecodeLoop, Decoder
 from ._options import LlamaCppOptions
-from ._text import TextAssembler
+from ._sampler import gbnf_for
+from ._vocab import Vocab
 
 __all__ = ["LoadError", "ModelRunner", "check_gguf"]
 
 _GGUF_MAGIC = b"GGUF"
-# llama.cpp treats this seed as "pick a random one".
-_RANDOM_SEED = 0xFFFFFFFF
-
+# The Llama object only holds the model, its metadata and its tokenizer; its own
+# context is never decoded on, so it gets the smallest one.
+_HOLDER_CTX = 32
 
 # llama-cpp-python silences a load by pointing the process's stdout and stderr file
 # descriptors at /dev/null and back; two loads interleaved on different threads can
@@ -54,9 +54,16 @@ def check_gguf(path: Path) -> None:
 
 
 class ModelRunner:
-    """Owns one loaded ``llama_cpp.Llama``; only its worker thread may call it."""
+    """One loaded model: its batched context and decode loop, tokenizer and embedder."""
 
-    def __init__(self, path: Path, options: LlamaCppOptions) -> None:
+    def __init__(
+        self,
+        path: Path,
+        options: LlamaCppOptions,
+        *,
+        name: str = "llamacpp",
+        decode: Decoder | None = None,
+    ) -> None:
         check_gguf(path)
         # Imported here so that reading a registry never needs llama-cpp-python.
         import llama_cpp
@@ -72,15 +79,16 @@ class ModelRunner:
         self._llama_cpp = llama_cpp
         self._path = path
         self._options = options
+        self.n_threads = options.n_threads or physical_cores()
+        self.n_threads_batch = options.n_threads_batch or self.n_threads
         kwargs: dict[str, Any] = {
-            "n_ctx": options.n_ctx,
-            "n_batch": options.n_batch,
-            "n_ubatch": options.n_batch,
+            "n_ctx": _HOLDER_CTX,
+            "n_batch": _HOLDER_CTX,
+            "n_ubatch": _HOLDER_CTX,
             "n_gpu_layers": options.n_gpu_layers,
             "main_gpu": options.main_gpu,
-            "flash_attn": options.flash_attn,
-            "n_threads": options.n_threads,
-            "n_threads_batch": options.n_threads_batch,
+            "n_threads": self.n_threads,
+            "n_threads_batch": self.n_threads_batch,
             "verbose": False,
         }
         if options.tensor_split is not None:
@@ -92,12 +100,29 @@ class ModelRunner:
             raise LoadError(f"could not load GGUF {path}: {exc}") from exc
         self._embedder: Any = None
         model = self._llm._model
-        self._vocab = model.vocab
-        self._piece_buffer = ctypes.create_string_buffer(256)
-        self.n_ctx: int = self._llm.n_ctx()
+        self.vocab = Vocab(llama_cpp, model.vocab)
+        n_ctx_train = model.n_ctx_train()
+        self.n_ctx: int = options.n_ctx or n_ctx_train
+        self.parallel = options.parallel
+        self._ctx = self._new_context(model.model)
+        # llama.cpp rounds each slot's share up to a multiple of 256; never offer more
+        # than it gives (kv_unified: one pool, any request up to n_ctx).
+        if not options.kv_unified:
+            self.n_ctx = min(self.n_ctx, int(llama_cpp.llama_n_ctx_seq(self._ctx)))
+        self.loop = DecodeLoop(
+            llama_cpp=llama_cpp,
+            ctx=self._ctx,
+            vocab=self.vocab,
+            n_slots=self.parallel,
+            n_ctx=self.n_ctx,
+            n_batch=options.n_batch,
+            unified=options.kv_unified,
+            name=name,
+            decode=decode,
+        )
         self.info = ModelInfo(
             n_ctx=self.n_ctx,
-            n_ctx_train=model.n_ctx_train(),
+            n_ctx_train=n_ctx_train,
             n_vocab=model.n_vocab(),
             n_embd=model.n_embd(),
             n_params=model.n_params(),
@@ -116,12 +141,57 @@ class ModelRunner:
                 bos_token=model.token_get_text(bos) if bos != -1 else "",
             )
 
+    def _new_context(self, model: Any) -> Any:
+        lc, options = self._llama_cpp, self._options
+        params = lc.llama_context_default_params()
+        params.n_ctx = self.n_ctx * self.parallel
+        params.n_batch = options.n_batch
+        params.n_ubatch = options.n_batch
+        params.n_seq_max = self.parallel
+        params.kv_unified = options.kv_unified
+        params.n_threads = self.n_threads
+        params.n_threads_batch = self.n_threads_batch
+        if options.flash_attn == "auto":
+            params.flash_attn_type = lc.LLAMA_FLASH_ATTN_TYPE_AUTO
+        elif options.flash_attn:
+            params.flash_attn_type = lc.LLAMA_FLASH_ATTN_TYPE_ENABLED
+        else:
+            params.flash_attn_type = lc.LLAMA_FLASH_ATTN_TYPE_DISABLED
+        params.no_perf = True
+        with LOAD_LOCK:
+            ctx = lc.llama_init_from_model(model, params)
+        if not ctx:
+            raise LoadError(
+                f"llama.cpp could not create a context of {self.parallel} slots x "
+                f"{self.n_ctx} tokens for {self._path} (not enough memory?)"
+            )
+        return ctx
+
     def close(self) -> None:
+        self.loop.close()
+        self._llama_cpp.llama_free(self._ctx)
         self._llm.close()
         if self._embedder is not None:
             self._embedder.close()
 
-    # -- generation -------------------------------------------------------------
+    # -- prompts ----------------------------------------------------------------
+
+    def _refuse_unfittable(self, n_bytes: int, request: GenerateRequest) -> None:
+        """Refuse a prompt that cannot fit from its size alone, before tokenizing it.
+
+        llama.cpp's tokenizer is superlinear on text full of special-token strings,
+        so a huge body must never reach it.
+        """
+        fewest = self.vocab.fewest_tokens(n_bytes)
+        wanted = request.max_tokens or 1
+        if fewest + wanted > self.n_ctx:
+            raise ContextLengthExceeded(
+                prompt_tokens=fewest,
+                max_tokens=request.max_tokens,
+                n_ctx=self.n_ctx,
+                param="messages" if request.messages is not None else "prompt",
+                at_least=True,
+            )
 
     def prompt_tokens(self, request: GenerateRequest) -> list[int]:
         if request.messages is not None:
@@ -131,6 +201,10 @@ class ModelRunner:
                     "in the registry or use /v1/completions",
                     param="messages",
                 )
+            # A template renders every message's content, so content alone bounds it.
+            self._refuse_unfittable(
+                sum(len(m.content.encode("utf-8")) for m in request.messages), request
+            )
             messages = [
                 {"role": m.role, "content": m.content} | ({"name": m.name} if m.name else {})
                 for m in request.messages
@@ -146,47 +220,15 @@ class ModelRunner:
         else:
             text = request.prompt or ""
             add_bos = True
-        tokens: list[int] = self._llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True)
+        data = text.encode("utf-8")
+        self._refuse_unfittable(len(data), request)
+        tokens: list[int] = self._llm.tokenize(data, add_bos=add_bos, special=True)
         if not tokens:
             raise InvalidRequest("the prompt is empty", param="prompt")
         return tokens
 
-    def _grammar(self, request: GenerateRequest) -> Any:
-        fmt = request.response_format
-        if fmt is None or fmt.type == "text":
-            return None
-        from llama_cpp import llama_grammar
-
-        try:
-            if fmt.type == "json_object" or fmt.json_schema is None:
-                return llama_grammar.LlamaGrammar.from_string(
-                    llama_grammar.JSON_GBNF, verbose=False
-                )
-            return llama_grammar.LlamaGrammar.from_json_schema(
-                json.dumps(fmt.json_schema), verbose=False
-            )
-        except Exception as exc:  # the schema converter raises bare exceptions
-            raise InvalidRequest(
-                f"response_format cannot be enforced: {exc}", param="response_format"
-            ) from exc
-
-    def _piece(self, token: int) -> bytes:
-        buf = self._piece_buffer
-        n = self._llama_cpp.llama_token_to_piece(self._vocab, token, buf, len(buf), 0, False)
-        if n < 0:  # the piece is longer than the buffer: grow it once and retry
-            self._piece_buffer = buf = ctypes.create_string_buffer(-n)
-            n = self._llama_cpp.llama_token_to_piece(self._vocab, token, buf, len(buf), 0, False)
-        return buf.raw[:n]
-
-    def generate(
-        self,
-        request: GenerateRequest,
-        emit: Callable[[StreamItem], None],
-        cancelled: threading.Event,
-        halted: threading.Event | None = None,
-    ) -> None:
-        tokens = self.prompt_tokens(request)
-        n_prompt = len(tokens)
+    def budget(self, request: GenerateRequest, n_prompt: int) -> int:
+        """The request's completion limit; raises when prompt plus max_tokens cannot fit."""
         room = self.n_ctx - n_prompt
         if room < 1 or (request.max_tokens is not None and request.max_tokens > room):
             raise ContextLengthExceeded(
@@ -196,60 +238,23 @@ class ModelRunner:
                 param="messages" if request.messages is not None else "prompt",
             )
         if request.max_tokens is not None:
-            max_tokens = request.max_tokens
-        else:
-            max_tokens = room if request.token_budget is None else min(request.token_budget, room)
-        grammar = self._grammar(request)
-        seed = request.seed
-        self._llm.set_seed(_RANDOM_SEED if seed is None or seed < 0 else seed % 2**32)
-        temperature = 1.0 if request.temperature is None else request.temperature
-        steps = self._llm.generate(
-            tokens,
-            temp=temperature,
-            top_p=1.0 if request.top_p is None else request.top_p,
-            top_k=0 if request.top_k is None else request.top_k,
-            min_p=0.0 if request.min_p is None else request.min_p,
-            repeat_penalty=request.repetition_penalty or 1.0,
-            frequency_penalty=request.frequency_penalty or 0.0,
-            presence_penalty=request.presence_penalty or 0.0,
-            grammar=grammar,
+            return request.max_tokens
+        return room if request.token_budget is None else min(request.token_budget, room)
+
+    def generate_blocking(self, request: GenerateRequest) -> list[StreamItem | BaseException]:
+        """One generation from a plain thread, to its end (the doctor's decode probe)."""
+        tokens = self.prompt_tokens(request)
+        sink = Sink()
+        work = Work(
+            job=sink,
+            request=request,
+            tokens=tokens,
+            max_tokens=self.budget(request, len(tokens)),
+            gbnf=gbnf_for(request),
         )
-        text = TextAssembler(request.stop)
-        is_eog = self._llama_cpp.llama_vocab_is_eog
-        generated = 0
-        finish: str = "length"
-        try:
-            for token in steps:
-                if cancelled.is_set():
-                    return
-                if halted is not None and halted.is_set():
-                    break  # the consumer ended the output: "length", usage still exact
-                if is_eog(self._vocab, token):
-                    finish = "stop"
-                    break
-                generated += 1
-                delta = text.feed(self._piece(token))
-                if delta:
-                    emit(TextDelta(text=delta))
-                if text.stopped:
-                    finish = "stop"
-                    break
-                if generated >= max_tokens:
-                    break
-        finally:
-            steps.close()
-        tail = text.flush()
-        if tail:
-            emit(TextDelta(text=tail))
-        if text.stopped:
-            finish = "stop"
-        emit(
-            Finish(
-                finish_reason="stop" if finish == "stop" else "length",
-                usage=Usage(prompt_tokens=n_prompt, completion_tokens=generated),
-                stop_word=text.stop_word if text.stopped else None,
-            )
-        )
+        self.loop.submit(work)
+        sink.done.wait()
+        return sink.items
 
     # -- tokenizer --------------------------------------------------------------
 
@@ -289,15 +294,24 @@ class ModelRunner:
                         n_ubatch=max(self._options.n_batch, self.n_ctx),
                         n_gpu_layers=self._options.n_gpu_layers,
                         main_gpu=self._options.main_gpu,
-                        n_threads=self._options.n_threads,
-                        n_threads_batch=self._options.n_threads_batch,
+                        n_threads=self.n_threads,
+                        n_threads_batch=self.n_threads_batch,
                         verbose=False,
                     )
             except (ValueError, RuntimeError, OSError) as exc:
                 raise EngineUnavailable(f"could not load the embedding context: {exc}") from exc
         total = 0
         for index, item in enumerate(request.inputs):
-            count = len(self._embedder.tokenize(item.encode("utf-8"), add_bos=True, special=True))
+            data = item.encode("utf-8")
+            if (fewest := self.vocab.fewest_tokens(len(data))) > self.n_ctx:
+                raise ContextLengthExceeded(
+                    prompt_tokens=fewest,
+                    max_tokens=None,
+                    n_ctx=self.n_ctx,
+                    param="input",
+                    at_least=True,
+                )
+            count = len(self._embedder.tokenize(data, add_bos=True, special=True))
             if count > self.n_ctx:
                 raise ContextLengthExceeded(
                     prompt_tokens=count, max_tokens=None, n_ctx=self.n_ctx, param="input"

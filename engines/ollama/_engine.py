@@ -307,6 +307,11 @@ class OllamaEngine:
         if request.messages is None and not request.prompt:
             # Ollama reads an empty prompt as "load the model" and generates nothing.
             raise Unsupported("Ollama cannot complete an empty prompt", param="prompt")
+        # Ollama's options have no way to keep generating past end-of-generation.
+        if request.ignore_eos:
+            raise Unsupported("Ollama models cannot ignore end-of-generation", param="ignore_eos")
+        if request.min_tokens:
+            raise Unsupported("Ollama models cannot honour min_tokens", param="min_tokens")
         self._in_flight += 1
         try:
             stream, first = await self._present(lambda: self._begin(client, request))

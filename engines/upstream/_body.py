@@ -65,6 +65,12 @@ def generate_body(
             body[name] = value
     if request.stop:
         body["stop"] = list(request.stop)
+    # vLLM's and llama-server's names; sent only when asked for, so that a strict
+    # upstream that knows neither still takes ordinary requests.
+    if request.ignore_eos:
+        body["ignore_eos"] = True
+    if request.min_tokens:
+        body["min_tokens"] = request.min_tokens
     fmt = request.response_format
     if fmt is not None and fmt.type != "text":
         if fmt.type == "json_schema" and fmt.json_schema is not None:

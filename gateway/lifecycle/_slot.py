@@ -194,4 +194,5 @@ class Slot:
             message=message,
             in_flight=engine.in_flight + self.queued,
             waiting=engine.waiting + self.queued,
+            slots=engine.slots,
         )

@@ -8,7 +8,7 @@ from engines import ModelInfo, State
 
 from ..dispatch import Dispatcher
 from ..errors import APIError
-from ..health import slot_busy
+from ..health import slot_states
 from ..policy import effective_defaults
 from ..registry import Deployment, ModelSpec
 
@@ -25,10 +25,20 @@ def _deployments(dispatcher: Dispatcher) -> list[tuple[ModelSpec, Deployment]]:
     return [(m, d) for m in dispatcher.registry.models for d in m.deployments]
 
 
+def _first_ids(dispatcher: Dispatcher) -> dict[str, int]:
+    """Each deployment's first slot id: slots are numbered across the whole registry,
+    a deployment that batches taking one id per slot of its engine."""
+    ids: dict[str, int] = {}
+    next_id = 0
+    for _, dep in _deployments(dispatcher):
+        ids[dep.name or ""] = next_id
+        next_id += max(1, len(dispatcher.slot(dep).health().slots))
+    return ids
+
+
 def slot_id(dispatcher: Dispatcher, deployment: Deployment) -> int:
-    """A deployment's slot id: its place among every deployment of the registry."""
-    names = [d.name for _, d in _deployments(dispatcher)]
-    return names.index(deployment.name)
+    """The id of a deployment's first slot (responses do not tell which slot ran them)."""
+    return _first_ids(dispatcher)[deployment.name or ""]
 
 
 def model_info(dispatcher: Dispatcher, model: ModelSpec) -> ModelInfo:
@@ -56,24 +66,30 @@ def params(model: ModelSpec) -> dict[str, Any]:
 
 
 def slots(dispatcher: Dispatcher, only: ModelSpec | None = None) -> list[dict[str, Any]]:
-    """One entry per ready deployment: each runs one request at a time."""
+    """One entry per slot of each ready deployment: the engine's own slots when it
+    batches (llamacpp's ``parallel``), else one that runs a request at a time."""
     out: list[dict[str, Any]] = []
-    for index, (model, dep) in enumerate(_deployments(dispatcher)):
+    first = _first_ids(dispatcher)
+    for model, dep in _deployments(dispatcher):
         if only is not None and model.name != only.name:
             continue
         slot = dispatcher.slot(dep)
         health = slot.health()
         if health.state is not State.READY:
             continue
-        out.append(
-            {
-                "id": index,
-                "n_ctx": slot.info().n_ctx,
-                "is_processing": slot_busy(health),
-                "model": model.name,
-                "deployment": dep.name,
-                "engine": dep.engine,
-                "params": params(model),
-            }
-        )
+        cached = [s.cached_tokens for s in health.slots] or [0]
+        for index, processing in enumerate(slot_states(health)):
+            out.append(
+                {
+                    "id": first[dep.name or ""] + index,
+                    "n_ctx": slot.info().n_ctx,
+                    "is_processing": processing,
+                    "model": model.name,
+                    "deployment": dep.name,
+                    "engine": dep.engine,
+                    # Tokens of the slot's last prompt and output still in its KV cache.
+                    "n_cached": cached[index],
+                    "params": params(model),
+                }
+            )
     return out

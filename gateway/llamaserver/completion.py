@@ -24,7 +24,15 @@ from ..openai._stream import response_headers, route_headers
 from ..openai._wire import decode_body, stop_list
 from ..policy import apply_policy
 from ..registry import ModelSpec
-from ..sampling import Penalty, Probability, RepetitionPenalty, Temperature, TopK
+from ..sampling import (
+    MinTokens,
+    Penalty,
+    Probability,
+    RepetitionPenalty,
+    Temperature,
+    TopK,
+    min_tokens_fit,
+)
 from ._facts import slot_id
 
 __all__ = ["CompletionBody", "completion", "stop_fields"]
@@ -49,6 +57,9 @@ class CompletionBody(msgspec.Struct, kw_only=True):
     stream: bool = False
     # Accepted for old clients that ask for it; no probabilities are returned.
     n_probs: int = 0
+    ignore_eos: bool = False
+    # vLLM's name; llama-server itself has no such field.
+    min_tokens: MinTokens = 0
 
     def generate_request(self) -> GenerateRequest:
         if self.n_predict == 0 or self.n_predict < -1:
@@ -58,9 +69,11 @@ class CompletionBody(msgspec.Struct, kw_only=True):
                 param="n_predict",
                 code="invalid_value",
             )
+        max_tokens = None if self.n_predict < 0 else self.n_predict
+        min_tokens_fit(self.min_tokens, max_tokens)
         return GenerateRequest(
             prompt=self.prompt,
-            max_tokens=None if self.n_predict < 0 else self.n_predict,
+            max_tokens=max_tokens,
             temperature=self.temperature,
             top_p=self.top_p,
             top_k=self.top_k,
@@ -70,6 +83,8 @@ class CompletionBody(msgspec.Struct, kw_only=True):
             frequency_penalty=self.frequency_penalty,
             presence_penalty=self.presence_penalty,
             repetition_penalty=self.repeat_penalty,
+            ignore_eos=self.ignore_eos,
+            min_tokens=self.min_tokens,
         )
 
 

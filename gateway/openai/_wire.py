@@ -16,12 +16,14 @@ from engines import ChatMessage, GenerateRequest, ResponseFormat
 
 from ..errors import APIError
 from ..sampling import (
+    MinTokens,
     Penalty,
     PositiveInt,
     Probability,
     RepetitionPenalty,
     Temperature,
     TopK,
+    min_tokens_fit,
 )
 
 __all__ = [
@@ -75,6 +77,10 @@ class _Sampling(msgspec.Struct, kw_only=True):
     repetition_penalty: RepetitionPenalty | None = None
     n: Annotated[int, msgspec.Meta(ge=1, le=1)] = 1
     response_format: ResponseFormatIn | None = None
+    # vLLM's extensions, which benchmarks send: decode past end-of-generation tokens,
+    # or not before min_tokens.
+    ignore_eos: bool = False
+    min_tokens: MinTokens = 0
     # Old LunaTranslator sends the OpenAI SDK's `extra_query` as a body key.
     extra_query: dict[str, Any] | None = None
 
@@ -85,6 +91,7 @@ class _Sampling(msgspec.Struct, kw_only=True):
         prompt: str | None = None,
         max_tokens: int | None = None,
     ) -> GenerateRequest:
+        min_tokens_fit(self.min_tokens, max_tokens)
         return GenerateRequest(
             messages=messages,
             prompt=prompt,
@@ -99,6 +106,8 @@ class _Sampling(msgspec.Struct, kw_only=True):
             presence_penalty=self.presence_penalty,
             repetition_penalty=self.repetition_penalty,
             response_format=response_format(self.response_format),
+            ignore_eos=self.ignore_eos,
+            min_tokens=self.min_tokens,
         )
 
     @property

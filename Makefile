@@ -36,7 +36,7 @@ help:
 	@echo "make setup   set up only; BACKEND=cpu|cuda|vulkan|rocm|metal picks llama.cpp's backend"
 	@echo "make doctor  what this machine runs: packages, llama.cpp build, CPU, GPUs, engines"
 	@echo "make lint    ruff (lint and format check) and mypy --strict"
-	@echo "make bench   decode tokens/s vs in-process llama-cpp-python; proxy overhead vs a static upstream"
+	@echo "make bench   concurrent streams vs llama-server; decode tokens/s vs in-process llama-cpp-python; proxy overhead"
 	@echo "make soak    2000 requests swapping two models under a one-model memory budget (minutes)"
 
 .tools/bin/uv:
@@ -87,6 +87,7 @@ format: $(SYNCED)
 	$(RUN) ruff check --fix .
 
 bench: setup
+	$(RUN) python bench/batching.py
 	$(RUN) python bench/decode_throughput.py
 	$(RUN) python bench/proxy_overhead.py
 

@@ -21,12 +21,14 @@ The two sides
       gets the deployment's own settings: ``-np parallel``, ``-c n_ctx x parallel``,
       ``-b``/``-ub n_batch`` and ``-t``/``-tb`` the same threads.
 
-    Sides alternate at every N (roundhouse first at N=1, llama-server first at N=4,
-    ...) so that drift in machine speed hits both alike; only one side runs at a time.
-    Both are driven by the same httpx client code over /v1/chat/completions.
+    ``--rounds`` times (3) each N runs on both sides, and the side that goes first
+    alternates from one run to the next, so that drift in machine speed hits both
+    alike; only one side runs at a time. Figures are medians over the rounds; a
+    single round on a shared 2-core VM swings by 15 % or more. Both sides are driven
+    by the same httpx client code over /v1/chat/completions.
 
 How to read it
-    ``ratio`` is roundhouse over llama-server: above 1.0 is better for tok/s, below
+    ``ratio`` is roundhouse over llama-server (of the medians): above 1.0 is better for tok/s, below
     1.0 is better for TTFT. The acceptance for issue 11 is tok/s >= 1.0x at N=8,
     >= 0.95x at N=1, TTFT at N=8 <= 1.25x; ``short`` counts streams that ended
     before ``--tokens`` (must be 0). The last line starts with ``RESULT``.
@@ -39,6 +41,7 @@ import asyncio
 import itertools
 import json
 import os
+import statistics
 import sys
 import time
 from dataclasses import dataclass
@@ -134,7 +137,7 @@ async def streams(url: str, model: str, n: int, tokens: int) -> dict[str, float]
 
 
 def _system_prompt(seed: int) -> str:
-    # About 1,000 tokens of varied English, different for each seed.
+    # About 1,000 tokens (976 to 985 for SmolLM2) of varied English, different for each seed.
     words = (
         "harbor",
         "meadow",
@@ -152,7 +155,7 @@ def _system_prompt(seed: int) -> str:
         "dune",
     )
     sentences = []
-    for i in range(110):
+    for i in range(62):
         a, b, c = (words[(seed * 7 + i * k) % len(words)] for k in (1, 3, 5))
         sentences.append(f"Rule {i + 1}: the {a} near the {b} is never the {c}.")
     return "You are a careful assistant. " + " ".join(sentences)
@@ -284,6 +287,7 @@ def main() -> int:
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
     parser.add_argument("--streams", default="1,4,8,16")
     parser.add_argument("--tokens", type=int, default=128)
+    parser.add_argument("--rounds", type=int, default=3, help="runs of each N per side")
     port = int(os.environ.get("LLAMA_SERVER_PORT", "18089"))
     parser.add_argument("--port", type=int, default=port, help="llama-server's port")
     parser.add_argument("--timeout", type=float, default=300)
@@ -300,10 +304,20 @@ def main() -> int:
     try:
         for side in sides:  # warm-up: first loads, first allocations
             asyncio.run(streams(side.url, side.model, 2, 16))
-        for index, n in enumerate(counts):
-            order = sides if index % 2 == 0 else sides[::-1]
-            for side in order:
-                results[(side.name, n)] = asyncio.run(streams(side.url, side.model, n, args.tokens))
+        runs: dict[tuple[str, int], list[dict[str, float]]] = {}
+        turn = 0
+        for _ in range(args.rounds):
+            for n in counts:
+                order = sides if turn % 2 == 0 else sides[::-1]
+                turn += 1
+                for side in order:
+                    run = asyncio.run(streams(side.url, side.model, n, args.tokens))
+                    runs.setdefault((side.name, n), []).append(run)
+        for key, measured in runs.items():
+            results[key] = {
+                field: statistics.median(r[field] for r in measured) for field in measured[0]
+            }
+            results[key]["short"] = sum(r["short"] for r in measured)
         reuse = {s.name: asyncio.run(prefix(s.url, s.model, seed=i)) for i, s in enumerate(sides)}
         status, seconds, gap = asyncio.run(giant(roundhouse.url, roundhouse.model))
     finally:

@@ -28,8 +28,9 @@ How to read it
     ``ratio`` is gateway tok/s divided by in-process tok/s. 1.0 means the gateway adds no
     per-token cost; 0.95 means it decodes 5% slower (HTTP, SSE framing, the event loop
     hop and the client's parsing, all competing with llama.cpp for the same cores). A
-    ratio slightly above 1.0 is possible: the gateway drives ``Llama.generate`` itself,
-    skipping the per-token re-detokenisation that ``create_chat_completion`` does. The
+    ratio above 1.0 is possible: the gateway's decode loop samples in llama.cpp and
+    uses every physical core by default, while ``create_chat_completion`` re-detokenises
+    every token and llama-cpp-python's default takes half the logical CPUs. The
     last line starts with ``RESULT`` and carries the figures as ``key=value`` pairs;
     ``paired_ratio`` is the median of the per-pair ratios (each gateway run over the
     in-process run right after it), which cancels slow drift better; if the two ratios

@@ -16,6 +16,7 @@ ends one sequence; any other failure fails the requests in that batch, not the l
 
 from __future__ import annotations
 
+import bisect
 import collections
 import logging
 import threading
@@ -39,6 +40,8 @@ _NO_ROOM = 1
 
 Decoder = Callable[[Any, Any], int]
 
+_MINUS_INFINITY = float("-inf")
+
 # Fewer shared tokens than this do not make a slot worth taking over (see _best_slot).
 _MIN_REUSE = 16
 
@@ -53,8 +56,7 @@ class _Counts:
         self.total = 0.0
 
     def observe(self, value: int) -> None:
-        index = next((i for i, b in enumerate(self.bounds) if value <= b), len(self.bounds))
-        self.counts[index] += 1
+        self.counts[bisect.bisect_left(self.bounds, value)] += 1
         self.total += value
 
     def snapshot(self) -> Distribution:
@@ -308,10 +310,12 @@ class DecodeLoop:
         if not logits:  # would be a NULL read in the sampler
             self._end_with_error(sequence, EngineError("llama.cpp returned no logits"))
             return
-        banned = None
         if sequence.ignore_eos or sequence.generated < sequence.banned_until:
-            banned = self._vocab.eog
-        token = sequence.sampler.sample(self._candidates, self._ctx, row, logits, banned)
+            # The row is this step's own copy of the logits: banning in place costs
+            # a few writes and keeps llama.cpp's own sampling path.
+            for banned in self._vocab.eog_ids:
+                logits[banned] = _MINUS_INFINITY
+        token = sequence.sampler.sample(self._candidates, self._ctx, row, logits)
         if token is None:
             # No token is allowed: the grammar is complete (or stuck) and the end of
             # generation is banned. What was generated is all the grammar permits.

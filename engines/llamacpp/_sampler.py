@@ -59,6 +59,7 @@ class Candidates:
         dtype = np.dtype([("id", np.intc), ("logit", np.single), ("p", np.single)], align=True)
         self.data: npt.NDArray[Any] = np.zeros(n_vocab, dtype=dtype)
         self._ids = np.arange(n_vocab, dtype=np.intc)
+        self._row_type = ctypes.c_float * n_vocab
         self.array = llama_cpp.llama_token_data_array(
             data=self.data.ctypes.data_as(llama_cpp.llama_token_data_p),
             size=n_vocab,
@@ -67,13 +68,18 @@ class Candidates:
         )
         self.pointer = ctypes.byref(self.array)
 
-    def fill(self, logits: Any, banned: npt.NDArray[np.intc] | None) -> None:
-        row = np.ctypeslib.as_array(logits, shape=(self.n_vocab,))
+    def row(self, logits: Any) -> npt.NDArray[np.float32]:
+        """A logits row as a numpy view (np.ctypeslib.as_array builds a ctypes type
+        per call, which costs more than the sampling)."""
+        address = ctypes.cast(logits, ctypes.c_void_p).value or 0  # checked non-NULL
+        view = memoryview(self._row_type.from_address(address)).cast("B")
+        return np.frombuffer(view, dtype=np.float32)
+
+    def fill(self, logits: Any) -> None:
+        row = self.row(logits)
         self.data["id"] = self._ids
         self.data["logit"] = row
         self.data["p"] = 0.0
-        if banned is not None:
-            self.data["logit"][banned] = -np.inf
         self.array.size = self.n_vocab
         self.array.selected = -1
         self.array.sorted = False
@@ -102,11 +108,14 @@ class Sampler:
         frequency = request.frequency_penalty or 0.0
         presence = request.presence_penalty or 0.0
         self._penalized = (repeat, frequency, presence) != (1.0, 0.0, 0.0)
+        temperature = 1.0 if request.temperature is None else request.temperature
+        # Greedy and nothing else: the arg-max, which numpy finds far faster than
+        # llama.cpp's sampler builds its candidates (the same token: the first best).
+        self._argmax = temperature <= 0.0 and not self._penalized and gbnf is None
         if self._penalized:
             n_vocab = lc.llama_vocab_n_tokens(vocab)
             penalties = (_PENALTY_LAST_N, repeat, frequency, presence)
             add(lc.llama_sampler_init_penalties(n_vocab, *penalties))
-        temperature = 1.0 if request.temperature is None else request.temperature
         if temperature <= 0.0:
             add(lc.llama_sampler_init_greedy())
         else:
@@ -131,9 +140,9 @@ class Sampler:
             for token in tokens[-_PENALTY_LAST_N:]:
                 self._llama_cpp.llama_sampler_accept(self._chain, token)
 
-    def _pick(self, candidates: Candidates, logits: Any, banned: Any, grammar: bool) -> int | None:
+    def _pick(self, candidates: Candidates, logits: Any, grammar: bool) -> int | None:
         lc = self._llama_cpp
-        candidates.fill(logits, banned)
+        candidates.fill(logits)
         if grammar:
             lc.llama_sampler_apply(self._grammar, candidates.pointer)
         lc.llama_sampler_apply(self._chain, candidates.pointer)
@@ -153,24 +162,25 @@ class Sampler:
         lc.llama_sampler_apply(self._grammar, ctypes.byref(array))
         return bool(np.isfinite(one[0].logit))
 
-    def sample(
-        self, candidates: Candidates, ctx: Any, row: int, logits: Any, banned: Any
-    ) -> int | None:
+    def sample(self, candidates: Candidates, ctx: Any, row: int, logits: Any) -> int | None:
         """The next token, or None when no token is allowed (the grammar's dead end).
 
-        ``logits`` is the checked, non-NULL logits row ``row`` of ``ctx``. Without a
-        grammar or banned tokens, llama.cpp samples and accepts in one call (nothing
-        there can abort). Otherwise the chain is applied here: with a grammar the
+        ``logits`` is the checked, non-NULL logits row ``row`` of ``ctx`` (banned
+        tokens already at minus infinity in it). Without a grammar, llama.cpp samples
+        and accepts in one call (nothing there can abort); a ban leaves thousands of
+        tokens to choose from. With a grammar the chain is applied here: the
         token is first sampled freely and only checked against it; the grammar masks
         the whole vocabulary only when that token is refused, as llama.cpp's common
         sampler does (masking costs more than a decode step).
         """
         lc = self._llama_cpp
-        if self._grammar is None and banned is None:
+        if self._argmax:
+            return int(np.argmax(candidates.row(logits)))
+        if self._grammar is None:
             return int(lc.llama_sampler_sample(self._chain, ctx, row))
-        token = self._pick(candidates, logits, banned, grammar=False)
-        if self._grammar is not None and (token is None or not self._grammar_allows(token)):
-            token = self._pick(candidates, logits, banned, grammar=True)
+        token = self._pick(candidates, logits, grammar=False)
+        if token is None or not self._grammar_allows(token):
+            token = self._pick(candidates, logits, grammar=True)
         if token is None:
             return None
         if self._grammar is not None:

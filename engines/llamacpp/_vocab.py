@@ -31,6 +31,7 @@ class Vocab:
             # token of 12 bytes.
             longest = max(longest, len(self._render(token, special=True)))
         self.eog: npt.NDArray[np.intc] = np.array(eog, dtype=np.intc)
+        self.eog_ids: tuple[int, ...] = tuple(eog)
         self._eog = frozenset(eog)
         # No token stands for more bytes than this, so a text of B bytes has at
         # least ceil(B / longest_piece) tokens.

@@ -263,7 +263,7 @@ def start_llama_server(config: Path, port: int, timeout: float) -> Side:
         "-np",
         str(options.parallel),
         "-c",
-        str(options.n_ctx * options.parallel),
+        str(options.n_ctx if options.kv_unified else options.n_ctx * options.parallel),
         "-b",
         str(options.n_batch),
         "-ub",

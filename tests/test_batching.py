@@ -282,3 +282,33 @@ def test_a_row_without_logits_is_an_error_not_a_crash(
 def test_parallel_cannot_exceed_n_batch() -> None:
     with pytest.raises(ValueError, match="must not exceed n_batch"):
         LlamaCppOptions(parallel=8, n_batch=4)
+
+
+def test_unified_kv_admits_by_reserved_room(model_path: Path) -> None:
+    """One pool of 512 cells for two slots: two requests that each reserve more than
+    half of it take turns (the second waits for room, evicting the first one's idle
+    cache); two that fit together decode together."""
+    pooled = ModelRunner(
+        model_path, LlamaCppOptions(n_ctx=512, parallel=2, kv_unified=True, n_batch=64)
+    )
+    try:
+        assert pooled.loop.stats().kv_cells == 512
+
+        def request(n: int, max_tokens: int) -> GenerateRequest:
+            prompt = f"Story {n}: once upon a time"
+            return GenerateRequest(prompt=prompt, max_tokens=max_tokens, ignore_eos=True)
+
+        def pairs() -> int:
+            return sum(pooled.loop.stats().sequences_per_step.counts[1:])
+
+        big = [request(n, 300) for n in (1, 2)]
+        before = pairs()
+        results = _run(pooled, big)
+        assert [_finish(r).usage.completion_tokens for r in results] == [300, 300]
+        assert pairs() == before  # never two sequences in one step
+        small = [request(n, 100) for n in (3, 4)]
+        results = _run(pooled, small)
+        assert [_finish(r).usage.completion_tokens for r in results] == [100, 100]
+        assert pairs() > before
+    finally:
+        pooled.close()

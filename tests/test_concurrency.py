@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from typing import Any
 
@@ -288,3 +289,76 @@ def test_ignore_eos_and_min_tokens_reach_the_engine(client: openai.OpenAI) -> No
             extra_body={"min_tokens": 6},
         )
     assert refused.value.body["param"] == "min_tokens"  # type: ignore[index]
+
+
+def test_eight_mixed_clients_each_get_their_own_exact_answer(server: Server) -> None:
+    """Eight at once on four slots, streamed and not: limits, stops and JSON all hold."""
+    yes_no = {
+        "type": "json_schema",
+        "json_schema": {
+            "name": "answer",
+            "schema": {
+                "type": "object",
+                "properties": {"answer": {"enum": ["yes", "no"]}},
+                "required": ["answer"],
+                "additionalProperties": False,
+            },
+        },
+    }
+    asks: list[dict[str, Any]] = [
+        {"max_tokens": 7, "extra_body": {"ignore_eos": True}},
+        {"max_tokens": 19, "extra_body": {"ignore_eos": True}, "stream": True},
+        {"max_tokens": 64, "stop": [" "]},
+        {"max_tokens": 64, "stop": [" "], "stream": True},
+        {"max_tokens": 60, "response_format": yes_no},
+        {"max_tokens": 60, "response_format": yes_no, "stream": True},
+        {"max_tokens": 31, "extra_body": {"ignore_eos": True}, "seed": 3, "temperature": 0.9},
+        {"max_tokens": 12, "extra_body": {"ignore_eos": True, "top_k": 4}, "stream": True},
+    ]
+
+    async def one(client: openai.AsyncOpenAI, ask: dict[str, Any]) -> tuple[str, str, int]:
+        params = {"temperature": 0, **ask}
+        messages = [{"role": "user", "content": "Is the sea salty? Tell me a story."}]
+        if params.pop("stream", False):
+            stream = await client.chat.completions.create(
+                model="smollm2",
+                messages=messages,  # type: ignore[arg-type]
+                stream=True,
+                stream_options={"include_usage": True},
+                **params,
+            )
+            text, finish, tokens = "", "", -1
+            async for chunk in stream:
+                for choice in chunk.choices:
+                    text += choice.delta.content or ""
+                    finish = choice.finish_reason or finish
+                if chunk.usage is not None:
+                    tokens = chunk.usage.completion_tokens
+            return text, finish, tokens
+        reply = await client.chat.completions.create(
+            model="smollm2",
+            messages=messages,  # type: ignore[arg-type]
+            **params,
+        )
+        assert reply.usage is not None
+        choice = reply.choices[0]
+        return choice.message.content or "", choice.finish_reason, reply.usage.completion_tokens
+
+    async def main() -> list[tuple[str, str, int]]:
+        async with openai.AsyncOpenAI(
+            base_url=f"{server.url}/v1", api_key="none", max_retries=0
+        ) as client:
+            return await asyncio.gather(*(one(client, ask) for ask in asks))
+
+    results = asyncio.run(main())
+    for i in (0, 1, 6, 7):
+        assert results[i][1:] == ("length", asks[i]["max_tokens"])
+    for i in (2, 3):
+        text, finish, tokens = results[i]
+        assert finish == "stop"
+        assert " " not in text
+        assert 0 < tokens < 64
+    for i in (4, 5):
+        text, finish, _ = results[i]
+        assert finish == "stop"
+        assert json.loads(text) in ({"answer": "yes"}, {"answer": "no"})

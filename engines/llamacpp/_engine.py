@@ -165,7 +165,7 @@ class LlamaCppEngine:
                     self._path,
                     n_ctx=options.n_ctx,
                     n_batch=options.n_batch,
-                    parallel=options.parallel,
+                    parallel=1 if options.kv_unified else options.parallel,
                 )
             except (OSError, ValueError):  # missing, unreadable or not GGUF: unknown
                 return None

@@ -22,8 +22,9 @@ class LlamaCppOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     n_ctx: int = 4096
     # Slots: requests decoded together in one batch. Others wait (max_queue).
     parallel: int = DEFAULT_PARALLEL
-    # One KV pool for all slots instead of n_ctx cells each. Requests then wait for
-    # room (prompt plus max_tokens reserved) instead of each owning its share.
+    # One KV pool of n_ctx cells that all slots share, instead of n_ctx cells each:
+    # less memory, and a request waits until its prompt plus max_tokens fits what
+    # the running ones have not reserved.
     kv_unified: bool = False
     # None: every physical core, as llama-server does.
     n_threads: int | None = None

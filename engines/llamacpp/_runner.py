@@ -144,7 +144,9 @@ class ModelRunner:
     def _new_context(self, model: Any) -> Any:
         lc, options = self._llama_cpp, self._options
         params = lc.llama_context_default_params()
-        params.n_ctx = self.n_ctx * self.parallel
+        # Unified: one pool of n_ctx cells that the slots share, as llama-server's
+        # -c with -kvu; otherwise n_ctx cells for each slot.
+        params.n_ctx = self.n_ctx if options.kv_unified else self.n_ctx * self.parallel
         params.n_batch = options.n_batch
         params.n_ubatch = options.n_batch
         params.n_seq_max = self.parallel

@@ -47,6 +47,9 @@ class Usage(msgspec.Struct, frozen=True, kw_only=True):
     # True when a count could not be measured and is a best guess (a remote engine
     # that neither reports usage nor offers a tokenizer for the prompt it built).
     estimated: bool = False
+    # Of the prompt tokens, those an engine took from its cache instead of
+    # evaluating (prefix reuse); 0 when none were, or the engine cannot tell.
+    cached_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:

@@ -214,8 +214,9 @@ def test_a_new_request_reuses_the_longest_cached_prefix(runner: ModelRunner) -> 
     assert shared > 200
     _run(runner, [first])
     before = runner.loop.stats()
-    _run(runner, [second])
+    (items,) = _run(runner, [second])
     after = runner.loop.stats()
+    assert _finish(items).usage.cached_tokens == shared
     reused = after.prompt_tokens_reused - before.prompt_tokens_reused
     evaluated = after.prompt_tokens_evaluated - before.prompt_tokens_evaluated
     assert reused == shared

@@ -166,6 +166,7 @@ def test_unknown_fields_and_query_parameters_are_ignored(
         "prompt_tokens": 2,
         "completion_tokens": 3,
         "total_tokens": 5,
+        "prompt_tokens_details": {"cached_tokens": 0},
     }
     assert primary.requests[-1].seed == -1
 

@@ -201,6 +201,8 @@ def test_batch_metrics_follow_the_decode_loop(server: Server) -> None:
             timeout=60,
         )
         assert reply.status_code == 200
+    # The client hears of it too, where OpenAI reports cached prompt tokens.
+    assert reply.json()["usage"]["prompt_tokens_details"]["cached_tokens"] >= 100
     after = _samples(server)
     dep = {"deployment": "smollm2"}
     assert _value(after, "roundhouse_decode_steps_total", **dep) > _value(

@@ -73,6 +73,7 @@ class _Sequence:
         "ignore_eos",
         "last",
         "pending",
+        "reused",
         "sampler",
         "slot",
         "text",
@@ -84,6 +85,7 @@ class _Sequence:
     ) -> None:
         self.work = work
         self.admitted = admitted
+        self.reused = len(work.tokens) - len(pending)
         self.slot = slot
         self.sampler = sampler
         self.pending = pending
@@ -184,9 +186,6 @@ class DecodeLoop:
             for s in self._slots
         )
 
-    def busy(self) -> int:
-        return sum(1 for s in self._slots if s.sequence is not None)
-
     def stats(self) -> StepStats:
         with self._stats_lock:
             return StepStats(
@@ -246,7 +245,7 @@ class DecodeLoop:
                     continue
                 self._out_of_room(active)
                 return
-            self._failed_decode(code, active)
+            self._failed_decode(code, [*(rows.keys() | chunks.keys())])
             return
         self._record(len(rows.keys() | chunks.keys()), self._batch.n_tokens)
         for sequence in generating:
@@ -353,6 +352,7 @@ class DecodeLoop:
                 usage=Usage(
                     prompt_tokens=len(sequence.work.tokens),
                     completion_tokens=sequence.generated,
+                    cached_tokens=sequence.reused,
                 ),
                 stop_word=text.stop_word if text.stopped else None,
             )
@@ -482,9 +482,9 @@ class DecodeLoop:
                 EngineUnavailable("the KV cache is full; retry when other requests finish"),
             )
 
-    def _failed_decode(self, code: int, active: list[_Sequence]) -> None:
+    def _failed_decode(self, code: int, batch: list[_Sequence]) -> None:
         log.error("llama_decode returned %d; failing the requests of this batch", code)
-        for sequence in active:
+        for sequence in batch:
             self._end_with_error(sequence, EngineError(f"llama.cpp decode failed ({code})"))
 
     def _fail_all(self, error: BaseException) -> None:

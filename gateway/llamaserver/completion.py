@@ -115,7 +115,7 @@ def _final(content: str, finish: Finish, started: Started, id_slot: int) -> dict
         "model": started.route.model.name,
         "tokens_predicted": finish.usage.completion_tokens,
         "tokens_evaluated": finish.usage.prompt_tokens,
-        "tokens_cached": 0,
+        "tokens_cached": finish.usage.cached_tokens,
         "truncated": False,
         "has_new_line": "\n" in content,
         **stop_fields(finish),

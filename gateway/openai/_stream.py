@@ -34,11 +34,13 @@ def new_id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex}"
 
 
-def usage_body(usage: Usage) -> dict[str, int | bool]:
-    body: dict[str, int | bool] = {
+def usage_body(usage: Usage) -> dict[str, Any]:
+    body: dict[str, Any] = {
         "prompt_tokens": usage.prompt_tokens,
         "completion_tokens": usage.completion_tokens,
         "total_tokens": usage.total_tokens,
+        # OpenAI's place for prompt tokens served from a cache (prefix reuse here).
+        "prompt_tokens_details": {"cached_tokens": usage.cached_tokens},
     }
     if usage.estimated:
         # Streams have sent their headers already; the usage object says it instead.

@@ -16,7 +16,6 @@ ends one sequence; any other failure fails the requests in that batch, not the l
 
 from __future__ import annotations
 
-import bisect
 import collections
 import logging
 import threading
@@ -24,11 +23,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .._contract import Distribution, Finish, SlotState, StepStats, TextDelta, Usage
+from .._contract import Finish, SlotState, StepStats, TextDelta, Usage
 from .._errors import EngineError, EngineUnavailable
+from ._counts import SEQUENCE_BOUNDS, TOKEN_BOUNDS, Counts
 from ._job import Work
 from ._sampler import Candidates, Sampler
-from ._text import TextAssembler
+from ._slots import Sequence, Slot, best_slot
 from ._vocab import Vocab
 
 __all__ = ["DecodeLoop", "Decoder"]
@@ -41,81 +41,6 @@ _NO_ROOM = 1
 Decoder = Callable[[Any, Any], int]
 
 _MINUS_INFINITY = float("-inf")
-
-# Fewer shared tokens than this do not make a slot worth taking over (see _best_slot).
-_MIN_REUSE = 16
-
-_SEQUENCE_BOUNDS = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0)
-_TOKEN_BOUNDS = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0)
-
-
-class _Counts:
-    def __init__(self, bounds: tuple[float, ...]) -> None:
-        self.bounds = bounds
-        self.counts = [0] * (len(bounds) + 1)
-        self.total = 0.0
-
-    def observe(self, value: int) -> None:
-        self.counts[bisect.bisect_left(self.bounds, value)] += 1
-        self.total += value
-
-    def snapshot(self) -> Distribution:
-        return Distribution(bounds=self.bounds, counts=tuple(self.counts), total=self.total)
-
-
-class _Sequence:
-    """A request in a slot: what is left of its prompt, and what it has generated."""
-
-    __slots__ = (
-        "admitted",
-        "banned_until",
-        "generated",
-        "ignore_eos",
-        "last",
-        "pending",
-        "reused",
-        "sampler",
-        "slot",
-        "text",
-        "work",
-    )
-
-    def __init__(
-        self, work: Work, slot: _Slot, sampler: Sampler, pending: list[int], admitted: int
-    ) -> None:
-        self.work = work
-        self.admitted = admitted
-        self.reused = len(work.tokens) - len(pending)
-        self.slot = slot
-        self.sampler = sampler
-        self.pending = pending
-        self.text = TextAssembler(work.request.stop)
-        self.generated = 0
-        # The token sampled last, decoded in the next step.
-        self.last: int | None = None
-        self.ignore_eos = work.request.ignore_eos
-        self.banned_until = work.request.min_tokens
-
-
-class _Slot:
-    __slots__ = ("cached", "id", "sequence", "used_at")
-
-    def __init__(self, index: int) -> None:
-        self.id = index
-        # The tokens in this sequence's KV cache, positions 0 .. len - 1.
-        self.cached: list[int] = []
-        self.sequence: _Sequence | None = None
-        self.used_at = 0.0
-
-
-def _common_prefix(a: list[int], b: list[int]) -> int:
-    n = min(len(a), len(b))
-    if a[:n] == b[:n]:  # the usual case, compared at C speed
-        return n
-    i = 0
-    while a[i] == b[i]:
-        i += 1
-    return i
 
 
 class DecodeLoop:
@@ -145,14 +70,14 @@ class DecodeLoop:
         self._decode: Decoder = decode or llama_cpp.llama_decode
         self._batch = llama_cpp.llama_batch_init(n_batch, 0, 1)
         self._candidates = Candidates(llama_cpp, vocab.n_vocab)
-        self._slots = [_Slot(i) for i in range(n_slots)]
+        self._slots = [Slot(i) for i in range(n_slots)]
         self._waiting: collections.deque[Work] = collections.deque()
         self._wake = threading.Condition()
         self._closing = False
         self._stats_lock = threading.Lock()
         self._steps = 0
-        self._sequences = _Counts(_SEQUENCE_BOUNDS)
-        self._tokens = _Counts(_TOKEN_BOUNDS)
+        self._sequences = Counts(SEQUENCE_BOUNDS)
+        self._tokens = Counts(TOKEN_BOUNDS)
         self._reused = 0
         self._evaluated = 0
         self._admitted = 0
@@ -216,7 +141,7 @@ class DecodeLoop:
         finally:
             self._shutdown()
 
-    def _active(self) -> list[_Sequence]:
+    def _active(self) -> list[Sequence]:
         return [s.sequence for s in self._slots if s.sequence is not None]
 
     def _step(self) -> None:
@@ -259,16 +184,16 @@ class DecodeLoop:
             self._sample(sequence, row)
 
     def _fill(
-        self, generating: list[_Sequence], prefill_limit: int
-    ) -> tuple[dict[_Sequence, int], dict[_Sequence, int]]:
+        self, generating: list[Sequence], prefill_limit: int
+    ) -> tuple[dict[Sequence, int], dict[Sequence, int]]:
         """Fill the batch: generating tokens first, then prompt chunks within the limit.
 
         Returns the logits row of each sequence that samples after this step, and how
         many prompt tokens each prefilling sequence puts in.
         """
         batch = self._batch
-        rows: dict[_Sequence, int] = {}
-        chunks: dict[_Sequence, int] = {}
+        rows: dict[Sequence, int] = {}
+        chunks: dict[Sequence, int] = {}
         n = 0
         for sequence in generating:
             assert sequence.last is not None
@@ -304,7 +229,7 @@ class DecodeLoop:
         batch.seq_id[i][0] = seq
         batch.logits[i] = 1 if logits else 0
 
-    def _sample(self, sequence: _Sequence, row: int) -> None:
+    def _sample(self, sequence: Sequence, row: int) -> None:
         logits = self._lc.llama_get_logits_ith(self._ctx, row)
         if not logits:  # would be a NULL read in the sampler
             self._end_with_error(sequence, EngineError("llama.cpp returned no logits"))
@@ -337,7 +262,7 @@ class DecodeLoop:
         else:
             sequence.last = token
 
-    def _finish(self, sequence: _Sequence, reason: str) -> None:
+    def _finish(self, sequence: Sequence, reason: str) -> None:
         # The slot is free before its consumer hears of the end, so that whoever
         # reads the slots after the last item finds it idle.
         self._release(sequence)
@@ -358,18 +283,18 @@ class DecodeLoop:
             )
         )
 
-    def _end_with_error(self, sequence: _Sequence, error: BaseException) -> None:
+    def _end_with_error(self, sequence: Sequence, error: BaseException) -> None:
         self._forget(sequence.slot)
         self._release(sequence)
         sequence.work.job.emit(error)
 
-    def _release(self, sequence: _Sequence) -> None:
+    def _release(self, sequence: Sequence) -> None:
         sequence.sampler.free()
         slot = sequence.slot
         slot.sequence = None
         slot.used_at = time.monotonic()
 
-    def _forget(self, slot: _Slot) -> None:
+    def _forget(self, slot: Slot) -> None:
         """Drop a slot's whole cache (removing a whole sequence cannot fail)."""
         self._lc.llama_memory_seq_rm(self._memory, slot.id, -1, -1)
         slot.cached = []
@@ -396,7 +321,7 @@ class DecodeLoop:
             idle = [s for s in self._slots if s.sequence is None]
             if not idle:
                 return
-            slot, keep = self._best_slot(idle, work.tokens)
+            slot, keep = best_slot(idle, work.tokens)
             need = len(work.tokens) + work.max_tokens - keep
             if self._unified and not self._room_for(need, slot, keep):
                 return  # the head waits for room; later ones wait behind it
@@ -415,31 +340,12 @@ class DecodeLoop:
                     del slot.cached[keep:]
             sampler.remember(work.tokens)
             self._admitted += 1
-            slot.sequence = _Sequence(work, slot, sampler, list(work.tokens[keep:]), self._admitted)
+            slot.sequence = Sequence(work, slot, sampler, list(work.tokens[keep:]), self._admitted)
             with self._stats_lock:
                 self._reused += keep
                 self._evaluated += len(work.tokens) - keep
 
-    @staticmethod
-    def _best_slot(idle: list[_Slot], tokens: list[int]) -> tuple[_Slot, int]:
-        """The idle slot whose cache shares the most with the prompt, and how much.
-
-        A short shared start (the BOS token, a chat template's first line) is no
-        reason to overwrite another prompt's cache: below ``_MIN_REUSE`` tokens or
-        half the prompt, the least recently used slot (an empty one first) is taken.
-        """
-        best, shared = None, 0
-        for slot in idle:
-            common = _common_prefix(slot.cached, tokens)
-            if common > shared:
-                best, shared = slot, common
-        if best is None or shared < min(_MIN_REUSE, len(tokens) // 2):
-            best = min(idle, key=lambda s: s.used_at)
-            shared = _common_prefix(best.cached, tokens)
-        # At least the prompt's last token is evaluated: its logits start the output.
-        return best, min(shared, len(tokens) - 1)
-
-    def _room_for(self, need: int, chosen: _Slot, keep: int) -> bool:
+    def _room_for(self, need: int, chosen: Slot, keep: int) -> bool:
         """Unified KV: whether reservations leave ``need`` cells, evicting idle caches."""
 
         def used() -> int:
@@ -469,7 +375,7 @@ class DecodeLoop:
             self._forget(slot)
         return bool(idle)
 
-    def _out_of_room(self, active: list[_Sequence]) -> None:
+    def _out_of_room(self, active: list[Sequence]) -> None:
         """No KV room for even one token: end the newest sequence, as llama-server does."""
         newest = max(active, key=lambda q: q.admitted)
         log.warning("slot %d: the KV cache is full", newest.slot.id)
@@ -482,7 +388,7 @@ class DecodeLoop:
                 EngineUnavailable("the KV cache is full; retry when other requests finish"),
             )
 
-    def _failed_decode(self, code: int, batch: list[_Sequence]) -> None:
+    def _failed_decode(self, code: int, batch: list[Sequence]) -> None:
         log.error("llama_decode returned %d; failing the requests of this batch", code)
         for sequence in batch:
             self._end_with_error(sequence, EngineError(f"llama.cpp decode failed ({code})"))

@@ -308,8 +308,9 @@ class DecodeLoop:
             elif job.halted.is_set():
                 self._finish(sequence, "length")
         with self._wake:
-            kept = [w for w in self._waiting if not w.job.cancelled.is_set()]
-            self._waiting = collections.deque(kept)
+            if any(w.job.cancelled.is_set() for w in self._waiting):
+                kept = [w for w in self._waiting if not w.job.cancelled.is_set()]
+                self._waiting = collections.deque(kept)
 
     def _admit(self) -> None:
         """Give waiting requests idle slots, in arrival order."""

@@ -17,7 +17,7 @@ import pytest
 
 from .checks import counts
 from .prompts import PARIS
-from .server import Server
+from .server import MODEL, Server
 
 GREEDY = {"temperature": 0}
 
@@ -82,6 +82,9 @@ def test_ps_lists_only_models_that_are_ready(oc: ollama.Client) -> None:
     assert set(running) == {"smollm2:latest", "single-slot:latest"}
     smol = running["smollm2:latest"]
     assert smol.context_length == 2048
+    # The weights plus the KV cache of its four slots of 2048 tokens (23 KB a token).
+    assert smol.size is not None
+    assert smol.size > MODEL.stat().st_size + 4 * 2048 * 23_000
     assert smol.expires_at is not None
     assert smol.expires_at > datetime.now(UTC)
 

@@ -183,7 +183,9 @@ def list_running(dispatcher: NamedDependency[Dispatcher]) -> dict[str, Any]:
         running.append(
             {
                 **facts.listing(),
-                "size": facts.info.size or facts.size,
+                # Loaded memory, as Ollama reports it: the estimate counts the KV cache
+                # of every slot; without one, the weights.
+                "size": dispatcher.slot(deployment).estimate or facts.info.size or facts.size,
                 "expires_at": expires_at,
                 # Engines do not report where weights live; 0 means "not known".
                 "size_vram": 0,

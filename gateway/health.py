@@ -43,8 +43,8 @@ def health(dispatcher: NamedDependency[Dispatcher]) -> Response[dict[str, Any]]:
             "state": h.state.value,
             "in_flight": h.in_flight,
             "waiting": h.waiting,
-            "slots_idle": slot_states(h).count(False),
-            "slots_processing": slot_states(h).count(True),
+            "slots_idle": (processing := slot_states(h)).count(False),
+            "slots_processing": processing.count(True),
             # Skipped by routing after repeated failures, until its trial request.
             "cooling": dispatcher.router.cooling(name),
             **({"message": h.message} if h.message else {}),

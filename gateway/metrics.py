@@ -170,10 +170,10 @@ class DeploymentCollector(Collector):
         lifecycle = d.lifecycle
         batching = _BatchFamilies()
         for slot in lifecycle.slots.values():
-            engine = slot.engine
-            if isinstance(engine, Batching) and slot.health().state is State.READY:
+            engine, health = slot.engine, slot.health()
+            if isinstance(engine, Batching) and health.state is State.READY:
                 try:
-                    batching.add(slot.name, engine.step_stats(), slot.health().slots)
+                    batching.add(slot.name, engine.step_stats(), health.slots)
                 except EngineUnavailable:  # unloaded between the two reads
                     continue
         if lifecycle.budget is not None:

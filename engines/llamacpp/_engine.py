@@ -35,10 +35,9 @@ from .._contract import (
 from .._errors import EngineUnavailable, Overloaded
 from ._gguf import estimate_bytes
 from ._heap import release_free_memory
-from ._job import Job, Work
+from ._job import Job
 from ._options import LlamaCppOptions
 from ._runner import LoadError, ModelRunner, check_gguf
-from ._sampler import gbnf_for
 
 __all__ = ["LlamaCppEngine"]
 
@@ -215,12 +214,8 @@ class LlamaCppEngine:
             # Templating and tokenizing on the text thread: a huge prompt never holds
             # up the decode loop, and one that cannot fit is refused before it is
             # tokenized whole.
-            tokens, max_tokens, gbnf = await loop.run_in_executor(
-                self._text, _prepare, runner, request
-            )
-            runner.loop.submit(
-                Work(job=job, request=request, tokens=tokens, max_tokens=max_tokens, gbnf=gbnf)
-            )
+            work = await loop.run_in_executor(self._text, runner.prepare, request, job)
+            runner.loop.submit(work)
             while True:
                 item = await job.items.get()
                 if isinstance(item, BaseException):
@@ -237,23 +232,15 @@ class LlamaCppEngine:
         finally:
             self._leave(job, loop.time() - started if finished else None)
 
-    async def _call(self, executor: ThreadPoolExecutor, work: Callable[[], T]) -> T:
-        self._ready_runner()
-        return await asyncio.get_running_loop().run_in_executor(executor, work)
+    async def _call(self, executor: ThreadPoolExecutor, work: Callable[[ModelRunner], T]) -> T:
+        runner = self._ready_runner()
+        return await asyncio.get_running_loop().run_in_executor(executor, work, runner)
 
     async def embed(self, request: EmbedRequest) -> Embeddings:
-        runner = self._ready_runner()
-        return await self._call(self._embedding, lambda: runner.embed(request))
+        return await self._call(self._embedding, lambda runner: runner.embed(request))
 
     async def tokenize(self, text: str, *, add_special: bool) -> list[int]:
-        runner = self._ready_runner()
-        return await self._call(self._text, lambda: runner.tokenize(text, add_special))
+        return await self._call(self._text, lambda runner: runner.tokenize(text, add_special))
 
     async def detokenize(self, tokens: list[int]) -> str:
-        runner = self._ready_runner()
-        return await self._call(self._text, lambda: runner.detokenize(tokens))
-
-
-def _prepare(runner: ModelRunner, request: GenerateRequest) -> tuple[list[int], int, str | None]:
-    tokens = runner.prompt_tokens(request)
-    return tokens, runner.budget(request, len(tokens)), gbnf_for(request)
+        return await self._call(self._text, lambda runner: runner.detokenize(tokens))

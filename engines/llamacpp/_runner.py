@@ -21,7 +21,7 @@ from .._contract import (
 )
 from .._errors import ContextLengthExceeded, EngineUnavailable, InvalidRequest, Unsupported
 from ._cpu import physical_cores
-from ._job import Sink, Work
+from ._job import Channel, Sink, Work
 from ._loop import DecodeLoop, Decoder
 from ._options import LlamaCppOptions
 from ._sampler import gbnf_for
@@ -243,18 +243,24 @@ class ModelRunner:
             return request.max_tokens
         return room if request.token_budget is None else min(request.token_budget, room)
 
-    def generate_blocking(self, request: GenerateRequest) -> list[StreamItem | BaseException]:
-        """One generation from a plain thread, to its end (the doctor's decode probe)."""
+    def prepare(self, request: GenerateRequest, job: Channel) -> Work:
+        """The request as the decode loop takes it: tokens, limit and grammar.
+
+        Raises the request's own errors (too long, bad schema) before any decoding.
+        """
         tokens = self.prompt_tokens(request)
-        sink = Sink()
-        work = Work(
-            job=sink,
+        return Work(
+            job=job,
             request=request,
             tokens=tokens,
             max_tokens=self.budget(request, len(tokens)),
             gbnf=gbnf_for(request),
         )
-        self.loop.submit(work)
+
+    def generate_blocking(self, request: GenerateRequest) -> list[StreamItem | BaseException]:
+        """One generation from a plain thread, to its end (the doctor's decode probe)."""
+        sink = Sink()
+        self.loop.submit(self.prepare(request, sink))
         sink.done.wait()
         return sink.items
 

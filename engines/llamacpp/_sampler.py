@@ -54,7 +54,6 @@ class Candidates:
     """
 
     def __init__(self, llama_cpp: Any, n_vocab: int) -> None:
-        self._llama_cpp = llama_cpp
         self.n_vocab = n_vocab
         dtype = np.dtype([("id", np.intc), ("logit", np.single), ("p", np.single)], align=True)
         self.data: npt.NDArray[Any] = np.zeros(n_vocab, dtype=dtype)

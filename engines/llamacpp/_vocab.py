@@ -5,9 +5,6 @@ from __future__ import annotations
 import ctypes
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
-
 __all__ = ["Vocab"]
 
 
@@ -30,7 +27,6 @@ class Vocab:
             # Rendered as tokenizing with special=True parses it: "<|im_start|>" is one
             # token of 12 bytes.
             longest = max(longest, len(self._render(token, special=True)))
-        self.eog: npt.NDArray[np.intc] = np.array(eog, dtype=np.intc)
         self.eog_ids: tuple[int, ...] = tuple(eog)
         self._eog = frozenset(eog)
         # No token stands for more bytes than this, so a text of B bytes has at

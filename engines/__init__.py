@@ -1,5 +1,15 @@
 """Engine adapters and the contract they implement. Never imports ``gateway``."""
 
+from ._calls import (
+    FunctionTool,
+    NamedTool,
+    ReasoningEffort,
+    ReasoningTags,
+    TokenLogprob,
+    ToolCall,
+    ToolChoice,
+    TopLogprob,
+)
 from ._contract import (
     Batching,
     ChatMessage,
@@ -15,6 +25,7 @@ from ._contract import (
     Halt,
     Health,
     ModelInfo,
+    ReasoningDelta,
     ResponseFormat,
     SlotState,
     State,
@@ -22,6 +33,7 @@ from ._contract import (
     StreamItem,
     TextDelta,
     Tokenizer,
+    ToolCallDelta,
     Usage,
 )
 from ._errors import (
@@ -34,6 +46,7 @@ from ._errors import (
     UpstreamError,
     UpstreamTimeout,
 )
+from ._reasoning import ReasoningSplitter, split_reasoning
 from ._table import ENTRY_POINT_GROUP, UnknownEngine, available_engines, build_engine, engine_class
 
 __all__ = [
@@ -51,19 +64,30 @@ __all__ = [
     "Finish",
     "FinishReason",
     "Footprint",
+    "FunctionTool",
     "GenerateRequest",
     "Halt",
     "Health",
     "InvalidRequest",
     "ModelInfo",
+    "NamedTool",
     "Overloaded",
+    "ReasoningDelta",
+    "ReasoningEffort",
+    "ReasoningSplitter",
+    "ReasoningTags",
     "ResponseFormat",
     "SlotState",
     "State",
     "StepStats",
     "StreamItem",
     "TextDelta",
+    "TokenLogprob",
     "Tokenizer",
+    "ToolCall",
+    "ToolCallDelta",
+    "ToolChoice",
+    "TopLogprob",
     "UnknownEngine",
     "Unsupported",
     "UpstreamError",
@@ -72,4 +96,5 @@ __all__ = [
     "available_engines",
     "build_engine",
     "engine_class",
+    "split_reasoning",
 ]

@@ -1,8 +1,9 @@
 """The engine contract: what every adapter consumes and produces.
 
-An adapter's ``generate`` is an async stream of ``TextDelta`` items that ends with
-exactly one ``Finish`` carrying the finish reason and exact token usage. The gateway
-builds both streamed and non-streamed responses from that one stream.
+An adapter's ``generate`` is an async stream of deltas (``TextDelta``, and for chat
+``ReasoningDelta`` and ``ToolCallDelta``) that ends with exactly one ``Finish``
+carrying the finish reason and exact token usage. The gateway builds both streamed
+and non-streamed responses from that one stream.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from collections.abc import AsyncGenerator
 from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 import msgspec
+
+from ._calls import FunctionTool, ReasoningEffort, ReasoningTags, TokenLogprob, ToolCall, ToolChoice
 
 __all__ = [
     "Batching",
@@ -28,6 +31,7 @@ __all__ = [
     "Halt",
     "Health",
     "ModelInfo",
+    "ReasoningDelta",
     "ResponseFormat",
     "SlotState",
     "State",
@@ -35,10 +39,12 @@ __all__ = [
     "StreamItem",
     "TextDelta",
     "Tokenizer",
+    "ToolCallDelta",
     "Usage",
 ]
 
-FinishReason = Literal["stop", "length"]
+# "tool_calls": the model stopped to have its calls run (never when cut by length).
+FinishReason = Literal["stop", "length", "tool_calls"]
 
 
 class Usage(msgspec.Struct, frozen=True, kw_only=True):
@@ -58,6 +64,28 @@ class Usage(msgspec.Struct, frozen=True, kw_only=True):
 
 class TextDelta(msgspec.Struct, frozen=True, kw_only=True, tag="delta"):
     text: str
+    # When asked for (GenerateRequest.logprobs): the tokens whose text this delta
+    # releases, in order. Tokens that became reasoning or a tool call carry none.
+    logprobs: tuple[TokenLogprob, ...] = ()
+
+
+class ReasoningDelta(msgspec.Struct, frozen=True, kw_only=True, tag="reasoning"):
+    """Thinking text, split from the answer (the model's reasoning tags removed)."""
+
+    text: str
+
+
+class ToolCallDelta(msgspec.Struct, frozen=True, kw_only=True, tag="tool_call"):
+    """A piece of the ``index``-th tool call of this answer.
+
+    A call's first delta has its ``id`` and ``name``; every delta may add a fragment
+    of ``arguments``, and the fragments joined are the call's JSON arguments.
+    """
+
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
 
 
 class Finish(msgspec.Struct, frozen=True, kw_only=True, tag="finish"):
@@ -68,7 +96,7 @@ class Finish(msgspec.Struct, frozen=True, kw_only=True, tag="finish"):
     stop_word: str | None = None
 
 
-StreamItem = TextDelta | Finish
+StreamItem = TextDelta | ReasoningDelta | ToolCallDelta | Finish
 
 
 class Halt(Exception):
@@ -83,9 +111,15 @@ class Halt(Exception):
 
 class ChatMessage(msgspec.Struct, frozen=True, kw_only=True):
     role: str
-    # Text parts are already joined by the gateway; engines see plain text.
+    # Text parts are already joined by the gateway; engines see plain text. Other
+    # kinds of content (images) would come as a field of their own beside it.
     content: str
     name: str | None = None
+    # An assistant turn's calls, and a "tool" turn's answer to one of them.
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+    # An assistant turn's thinking, for templates that render it back.
+    reasoning: str | None = None
 
 
 class ResponseFormat(msgspec.Struct, frozen=True, kw_only=True):
@@ -121,6 +155,17 @@ class GenerateRequest(msgspec.Struct, frozen=True, kw_only=True):
     # benchmarks), or not before this many tokens. Engines that cannot refuse them.
     ignore_eos: bool = False
     min_tokens: int = 0
+    # Chat only. Tools the model may call, and how it must choose among them.
+    tools: tuple[FunctionTool, ...] = ()
+    tool_choice: ToolChoice = "auto"
+    parallel_tool_calls: bool = True
+    # How thinking is told from the answer (None: it is not; the text is the answer).
+    reasoning: ReasoningTags | None = msgspec.field(default_factory=ReasoningTags)
+    # Asks a reasoning model to think more, less or not at all (None: its default).
+    reasoning_effort: ReasoningEffort | None = None
+    # The log probabilities of generated tokens, with this many alternatives each
+    # (None: not asked for). Engines that cannot give them refuse the request.
+    logprobs: int | None = None
 
 
 class EmbedRequest(msgspec.Struct, frozen=True, kw_only=True):

@@ -32,6 +32,7 @@ from engines import (
     StreamItem,
     UpstreamTimeout,
     build_engine,
+    split_reasoning,
 )
 
 from . import tracing
@@ -299,12 +300,17 @@ class Dispatcher:
             timeouts = route.deployment.timeouts
             loop = asyncio.get_running_loop()
             deadline = None if timeouts.total is None else loop.time() + timeouts.total
-            stream: AsyncGenerator[StreamItem, None] = route.engine.generate(build(route.model))
+            request = build(route.model)
+            stream: AsyncGenerator[StreamItem, None] = route.engine.generate(request)
             # The one place the guard wraps an engine stream, whatever the API.
             guard = route.model.degeneration_guard
             watch = None if guard is None else Watch(guard, route, self.guard_stats)
             if watch is not None:
                 stream = guarded(stream, watch)
+            if request.messages is not None and request.reasoning is not None:
+                # Outside the guard, which alone throws Halt into the engine's stream.
+                # Engines that split thinking themselves leave no tags to find.
+                stream = split_reasoning(stream, request.reasoning)
             try:
                 async with asyncio.timeout(timeouts.first_token):
                     first = await anext(stream)

@@ -10,9 +10,10 @@ from typing import TypeVar
 
 from litestar.types import Receive
 
-from engines import EngineError, Finish, StreamItem, TextDelta, UpstreamTimeout
+from engines import EngineError, Finish, StreamItem, UpstreamTimeout
 
 from . import tracing
+from .answer import Answer
 from .errors import APIError, ClientDisconnected, from_engine_error
 from .guard import Watch
 from .routing import Lease, Route
@@ -81,6 +82,11 @@ class Started:
         self._info = tracing.current()
         self._first_at = time.perf_counter()
 
+    @property
+    def first(self) -> StreamItem | None:
+        """The first item, while it has not been taken by ``items``."""
+        return self._first
+
     async def items(self) -> AsyncGenerator[StreamItem, None]:
         """Every item, the first included; closing this closes the engine stream."""
         error: EngineError | None = None
@@ -120,17 +126,17 @@ class Started:
         info.first_token_seen = True
         info.metrics.generation_done(info, self._first_at, finish, first_attempt=first_attempt)
 
-    async def collect(self, receive: Receive) -> tuple[str, Finish]:
+    async def collect(self, receive: Receive) -> tuple[Answer, Finish]:
         """The whole answer, for non-streamed responses: the same stream as streaming."""
         return await unless_disconnected(receive, self._collect())
 
-    async def _collect(self) -> tuple[str, Finish]:
+    async def _collect(self) -> tuple[Answer, Finish]:
         """Drain; while the guard cut a loop, try again up its frequency_penalty ladder.
 
         The answer is the last attempt's text, finish and usage: the tokens the
         client is charged for are those of the output it gets (see translation.md).
         """
-        text, finish = await self._drain()
+        answer, finish = await self._drain()
         attempt, ladder = self, iter(self.watch.guard.retries if self.watch else ())
         while attempt.watch is not None and attempt.watch.tripped is not None:
             penalty = next(ladder, None)
@@ -140,17 +146,16 @@ class Started:
             attempt.watch.retrying(penalty)
             self.guard_retries += 1
             attempt = await self.restart(penalty)
-            text, finish = await attempt._drain()
-        return text, finish
+            answer, finish = await attempt._drain()
+        return answer, finish
 
-    async def _drain(self) -> tuple[str, Finish]:
-        parts: list[str] = []
+    async def _drain(self) -> tuple[Answer, Finish]:
+        answer = Answer()
         try:
             async for item in self.items():
-                if isinstance(item, TextDelta):
-                    parts.append(item.text)
-                else:
-                    return "".join(parts), item
+                answer.add(item)
+                if isinstance(item, Finish):
+                    return answer, item
         except EngineError as exc:
             raise from_engine_error(exc) from None
         raise APIError(500, "the engine stream ended without a finish", code="internal_error")

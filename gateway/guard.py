@@ -16,7 +16,7 @@ import collections
 import logging
 from collections.abc import AsyncGenerator
 
-from engines import Finish, Halt, StreamItem, Usage
+from engines import Finish, Halt, StreamItem, ToolCallDelta, Usage
 
 from .registry import DegenerationGuard
 from .routing import Route
@@ -141,7 +141,8 @@ async def guarded(
             if isinstance(item, Finish):
                 return
             deltas += 1
-            found = detector.feed(item.text)
+            # Thinking and tool arguments loop as text does.
+            found = detector.feed(item.arguments if isinstance(item, ToolCallDelta) else item.text)
             if found is not None:
                 watch.trip(found)
                 yield await _halt(stream, deltas)

@@ -6,13 +6,13 @@ from typing import TypeVar
 
 import msgspec
 
-from engines import GenerateRequest
+from engines import GenerateRequest, ReasoningTags
 
 from .errors import APIError
 from .presets import PRESETS
 from .registry import Defaults, ModelSpec
 
-__all__ = ["apply_policy", "effective_defaults"]
+__all__ = ["apply_policy", "effective_defaults", "reasoning_tags"]
 
 T = TypeVar("T")
 
@@ -32,6 +32,15 @@ def effective_defaults(model: ModelSpec) -> Defaults:
         if (v := getattr(model.defaults, f)) is not None
     }
     return msgspec.structs.replace(base, **own)
+
+
+def reasoning_tags(model: ModelSpec) -> ReasoningTags | None:
+    """How the model's thinking is told from its answer (None: it is not split)."""
+    if model.reasoning is False:
+        return None
+    if model.reasoning is True:
+        return ReasoningTags()
+    return ReasoningTags(start=model.reasoning.start, end=model.reasoning.end)
 
 
 def apply_policy(
@@ -73,4 +82,5 @@ def apply_policy(
         frequency_penalty=_pick(request.frequency_penalty, defaults.frequency_penalty),
         presence_penalty=_pick(request.presence_penalty, defaults.presence_penalty),
         repetition_penalty=_pick(request.repetition_penalty, defaults.repetition_penalty),
+        reasoning=reasoning_tags(model),
     )

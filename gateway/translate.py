@@ -123,7 +123,8 @@ async def translate(
         return apply_policy(serving, GenerateRequest(messages=messages, max_tokens=body.max_tokens))
 
     started = await dispatcher.generate(model.name, build, request.receive)
-    text, finish = await started.collect(request.receive)
+    answer, finish = await started.collect(request.receive)
+    text = answer.text
     payload = {
         "model": started.route.model.name,
         "translation": text,

@@ -28,6 +28,7 @@ from engines import (
     State,
     StreamItem,
     TextDelta,
+    ToolCallDelta,
     UpstreamError,
     Usage,
 )
@@ -58,6 +59,7 @@ class FakeEngine:
         failures: list[EngineError] | None = None,
         hold: threading.Event | None = None,
         stall_after: int | None = None,
+        script: list[StreamItem] | None = None,
     ) -> None:
         self.spec = spec
         self.answer = answer.split(" ")
@@ -69,6 +71,9 @@ class FakeEngine:
         self.hold = hold
         # After this many items, the stream goes silent (to test total timeouts).
         self.stall_after = stall_after
+        # When given, these items are the answer (tool calls, thinking...): each counts
+        # as one token, and a closing Finish says "tool_calls" if any is a tool call.
+        self.script = script
         # threading.Event: tests set it from their own thread, the app runs in another.
         self.loaded = threading.Event()
         self.state = State.LOADING
@@ -110,6 +115,16 @@ class FakeEngine:
                 raise self.failures.pop(0)
             if self.hold is not None:
                 await _until(self.hold)
+            if self.script is not None:
+                for item in self.script:
+                    await asyncio.sleep(0)
+                    yield item
+                calls = any(isinstance(item, ToolCallDelta) for item in self.script)
+                yield Finish(
+                    finish_reason="tool_calls" if calls else "stop",
+                    usage=Usage(prompt_tokens=prompt_tokens, completion_tokens=len(self.script)),
+                )
+                return
             for i, word in enumerate(words):
                 if self.fail_after is not None and i == self.fail_after:
                     raise UpstreamError("the fake upstream broke mid-stream")

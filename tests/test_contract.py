@@ -1,6 +1,8 @@
 """One contract suite, run against every adapter that can run here.
 
-"openai" is the upstream client talking to a real llama_cpp.server process.
+"openai" is the upstream client talking to a real llama_cpp.server process, and
+"openai-roundhouse" the same client talking to a real Roundhouse (llama_cpp.server
+has no ``tool_choice: required``; the tool cases need an upstream that does).
 "ollama" is the Ollama client talking to a real Roundhouse that serves Ollama's API.
 vLLM adapters join the parametrization as they land.
 """
@@ -8,6 +10,7 @@ vLLM adapters join the parametrization as they land.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -23,10 +26,15 @@ from engines import (
     EngineSpec,
     EngineUnavailable,
     Finish,
+    FunctionTool,
     GenerateRequest,
+    NamedTool,
     State,
     StreamItem,
     TextDelta,
+    ToolCall,
+    ToolCallDelta,
+    Unsupported,
     build_engine,
 )
 from engines.llamacpp import LlamaCppOptions
@@ -65,19 +73,43 @@ def _ollama(url: str) -> Engine:
     )
 
 
+def _made(request: pytest.FixtureRequest, model_path: Path) -> Engine:
+    if request.param == "fake":
+        return _fake()
+    if request.param == "llamacpp":
+        return _llamacpp(model_path)
+    if request.param == "ollama":
+        return _ollama(request.getfixturevalue("ollama_peer").url)
+    if request.param == "openai-roundhouse":
+        return build_engine(
+            "openai",
+            EngineSpec(
+                name="smol-roundhouse",
+                url=request.getfixturevalue("ollama_peer").url,
+                model="smollm2",
+                options=UpstreamOptions(),
+            ),
+        )
+    # Looked up here so that only the "openai" cases start the upstream server.
+    return _openai(request.getfixturevalue("upstream_url"))
+
+
 @pytest.fixture(params=["fake", "llamacpp", "openai", "ollama"])
 def engine(
     request: pytest.FixtureRequest, model_path: Path
 ) -> Iterator[tuple[Engine, asyncio.AbstractEventLoop]]:
-    if request.param == "fake":
-        made = _fake()
-    elif request.param == "llamacpp":
-        made = _llamacpp(model_path)
-    elif request.param == "ollama":
-        made = _ollama(request.getfixturevalue("ollama_peer").url)
-    else:
-        # Looked up here so that only the "openai" cases start the upstream server.
-        made = _openai(request.getfixturevalue("upstream_url"))
+    yield from _started(_made(request, model_path))
+
+
+# The engines whose models run for real: the fake replays words and knows no tools.
+@pytest.fixture(params=["llamacpp", "openai-roundhouse", "ollama"])
+def agent_engine(
+    request: pytest.FixtureRequest, model_path: Path
+) -> Iterator[tuple[Engine, asyncio.AbstractEventLoop]]:
+    yield from _started(_made(request, model_path))
+
+
+def _started(made: Engine) -> Iterator[tuple[Engine, asyncio.AbstractEventLoop]]:
     loop = asyncio.new_event_loop()
     loop.run_until_complete(made.start())
     try:
@@ -166,6 +198,81 @@ def test_closed_engine_refuses_work(engine: Any) -> None:
     assert engine[0].health().state is State.CLOSED
     with pytest.raises(EngineUnavailable):
         _run(engine, lambda e: _drain(e, ASK))
+
+
+WEATHER = FunctionTool(
+    name="get_weather",
+    description="The current weather in a city",
+    parameters={
+        "type": "object",
+        "properties": {"city": {"type": "string", "maxLength": 30}},
+        "required": ["city"],
+        "additionalProperties": False,
+    },
+)
+FORCED = GenerateRequest(
+    messages=(ChatMessage(role="user", content="What is the weather in Paris?"),),
+    temperature=0,
+    max_tokens=80,
+    tools=(WEATHER,),
+    tool_choice=NamedTool(name="get_weather"),
+)
+HISTORY = GenerateRequest(
+    messages=(
+        ChatMessage(role="user", content="What is the weather in Paris?"),
+        ChatMessage(
+            role="assistant",
+            content="",
+            tool_calls=(ToolCall(id="call_1", name="get_weather", arguments='{"city": "Paris"}'),),
+        ),
+        ChatMessage(role="tool", content="Sunny, 24 degrees", tool_call_id="call_1"),
+    ),
+    temperature=0,
+    max_tokens=8,
+    tools=(WEATHER,),
+    tool_choice="none",
+)
+
+
+def test_a_forced_call_streams_as_tool_call_deltas(agent_engine: Any) -> None:
+    if isinstance(agent_engine[0], OllamaEngine):
+        # Ollama has no tool_choice: it cannot be made to call, so it refuses.
+        with pytest.raises(Unsupported):
+            _run(agent_engine, lambda e: _drain(e, FORCED))
+        return
+    *deltas, last = _run(agent_engine, lambda e: _drain(e, FORCED))
+    assert isinstance(last, Finish)
+    assert last.finish_reason == "tool_calls"
+    assert last.usage.completion_tokens > 0
+    calls = [d for d in deltas if isinstance(d, ToolCallDelta)]
+    assert calls, deltas
+    assert calls[0].id
+    assert calls[0].name == "get_weather"
+    assert all(c.index == 0 for c in calls)
+    assert all(c.id is None and c.name is None for c in calls[1:])
+    arguments = json.loads("".join(c.arguments for c in calls))
+    assert set(arguments) == {"city"}
+    assert isinstance(arguments["city"], str)
+
+
+def test_a_tool_history_is_taken_and_answered(agent_engine: Any) -> None:
+    *deltas, last = _run(agent_engine, lambda e: _drain(e, HISTORY))
+    assert isinstance(last, Finish)
+    assert last.finish_reason in ("stop", "length")
+    assert not any(isinstance(d, ToolCallDelta) for d in deltas)
+    assert last.usage.completion_tokens <= 8
+    assert last.usage.prompt_tokens > 0
+
+
+def test_logprobs_come_with_the_text(agent_engine: Any) -> None:
+    request = _with(ASK, max_tokens=4, logprobs=2)
+    *deltas, last = _run(agent_engine, lambda e: _drain(e, request))
+    assert isinstance(last, Finish)
+    texts = [d for d in deltas if isinstance(d, TextDelta)]
+    tokens = [t for d in texts for t in d.logprobs]
+    assert len(tokens) == last.usage.completion_tokens == 4
+    assert "".join(t.token for t in tokens) == "".join(d.text for d in texts)
+    assert all(t.logprob <= 0 and len(t.top) == 2 for t in tokens)
 
 
 def _with(request: GenerateRequest, **changes: Any) -> GenerateRequest:

@@ -2,7 +2,8 @@
 
 The daemon is the ``ollama_peer`` Roundhouse (tests/conftest.py); failures are in
 test_ollama_failures.py, and the mapping of requests and options in
-test_ollama_mapping.py.
+test_ollama_mapping.py. Tool calls and thinking, which the real model cannot be
+made to produce, go through an in-process peer on a FAKE engine (at the end).
 """
 
 from __future__ import annotations
@@ -15,12 +16,31 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from litestar.testing import AsyncTestClient, transport
+from ollama import AsyncClient
 
-from engines import ChatMessage, EngineSpec, GenerateRequest, State, TextDelta
+from engines import (
+    ChatMessage,
+    EngineSpec,
+    Finish,
+    FunctionTool,
+    GenerateRequest,
+    ReasoningDelta,
+    State,
+    StreamItem,
+    TextDelta,
+    ToolCall,
+    ToolCallDelta,
+    Unsupported,
+)
 from engines.ollama import OllamaEngine, OllamaOptions
+from gateway import Settings, create_app
+from gateway.dispatch import Dispatcher
+from gateway.registry import Deployment, ModelSpec, Registry
 
 from .checks import assert_length_is_exact, assert_stream_matches_plain
 from .drive import generate_text
+from .fakes import FakeEngine
 from .prompts import PARIS
 from .server import Server, async_wait_for, wait_for
 from .upstream import Upstream, free_port
@@ -310,3 +330,117 @@ def test_a_client_that_leaves_frees_the_daemon(
     )
     wait_for(lambda: front.deployment("ollama-endless")["in_flight"] == 0, timeout=30, what="front")
     wait_for(lambda: upstream.disconnects() > before, timeout=30, what="llama_cpp.server to stop")
+
+
+# -- tool calls and thinking, against a peer app in-process on a FAKE engine ------
+#
+# The real model cannot be made to call a tool, so here the peer is the Roundhouse
+# app itself, in this process, answering from a FAKE engine's script (tests/fakes.py):
+# every byte between this engine and the peer's Ollama face is still real.
+
+WEATHER = FunctionTool(
+    name="get_weather",
+    parameters={"type": "object", "properties": {"city": {"type": "string"}}},
+)
+
+
+class _InProcess(httpx.AsyncBaseTransport):
+    def __init__(self, client: AsyncTestClient[Any]) -> None:
+        self._transport = transport.TestClientTransport(client)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await self._transport.handle_async_request(request)
+
+
+class _Wired(OllamaEngine):
+    """The engine, with its client's connections going to the in-process peer."""
+
+    def __init__(self, peer: AsyncTestClient[Any]) -> None:
+        super().__init__(EngineSpec(name="local", url=str(peer.base_url), model="peer"))
+        self._peer = peer
+
+    def _new_client(self, timeout: float | None) -> AsyncClient:
+        return AsyncClient(host=self.url, transport=_InProcess(self._peer))
+
+
+def _through_peer(
+    script: list[StreamItem], request: GenerateRequest
+) -> tuple[list[StreamItem], GenerateRequest]:
+    fake = FakeEngine(EngineSpec(name="peer"), script=script)
+    fake.loaded.set()
+    model = ModelSpec(name="peer", deployments=(Deployment(engine="fake", name="peer"),))
+    app = create_app(Settings(), dispatcher=Dispatcher(Registry(models=(model,)), {"peer": fake}))
+
+    async def scenario() -> list[StreamItem]:
+        async with AsyncTestClient(app) as peer:
+            async with asyncio.timeout(10):
+                while (await peer.get("/health")).status_code == 503:  # noqa: ASYNC110 - no event to wait on
+                    await asyncio.sleep(0.02)
+            engine = _Wired(peer)
+            await engine.start()
+            try:
+                return [item async for item in engine.generate(request)]
+            finally:
+                await engine.close()
+
+    items = asyncio.run(scenario())
+    return items, fake.requests[-1]
+
+
+def test_tools_calls_and_thinking_go_both_ways() -> None:
+    earlier = ToolCall(id="call_x", name="get_weather", arguments='{"city": "Oslo"}')
+    history = (
+        ChatMessage(role="user", content="Oslo, then Paris?"),
+        ChatMessage(role="assistant", content="", tool_calls=(earlier,), reasoning="Oslo first."),
+        ChatMessage(role="tool", content="snow", tool_call_id="call_x"),
+    )
+    script: list[StreamItem] = [
+        ReasoningDelta(text="Now Paris."),
+        TextDelta(text="Checking."),
+        ToolCallDelta(index=0, id="call_1", name="get_weather", arguments='{"city": '),
+        ToolCallDelta(index=0, arguments='"Paris"}'),
+    ]
+    request = GenerateRequest(messages=history, tools=(WEATHER,), reasoning_effort="low")
+    items, seen = _through_peer(script, request)
+    assert items[:2] == [ReasoningDelta(text="Now Paris."), TextDelta(text="Checking.")]
+    call = items[2]
+    assert isinstance(call, ToolCallDelta)
+    assert (call.index, call.name, call.arguments) == (0, "get_weather", '{"city":"Paris"}')
+    assert call.id is not None
+    assert call.id.startswith("call_")
+    finish = items[3]
+    assert isinstance(finish, Finish)
+    assert finish.finish_reason == "tool_calls"
+    assert finish.usage.completion_tokens == len(script)
+    # What the peer's engine got: the history paired again by tool name, the tools,
+    # and the effort as Ollama's think level.
+    assert seen.tools == (WEATHER,)
+    assert seen.reasoning_effort == "low"
+    assert seen.messages == (
+        history[0],
+        ChatMessage(
+            role="assistant",
+            content="",
+            tool_calls=(ToolCall(id="call_1_0", name="get_weather", arguments='{"city":"Oslo"}'),),
+            reasoning="Oslo first.",
+        ),
+        ChatMessage(role="tool", content="snow", tool_call_id="call_1_0"),
+    )
+
+
+def test_what_ollama_cannot_force_is_refused_before_sending() -> None:
+    engine = _engine(f"http://127.0.0.1:{free_port()}")
+    request = GenerateRequest(
+        messages=(ChatMessage(role="user", content="x"),), tools=(WEATHER,), tool_choice="required"
+    )
+
+    async def scenario() -> None:
+        await engine.start()
+        try:
+            with pytest.raises(Unsupported, match="cannot force"):
+                [item async for item in engine.generate(request)]
+            assert engine.health().in_flight == 0
+        finally:
+            await engine.close()
+
+    asyncio.run(scenario())

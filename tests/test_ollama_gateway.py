@@ -1,4 +1,4 @@
-"""Ollama API behaviour that needs no model: option mapping, errors, keys, fallbacks.
+"""Ollama API behaviour that needs no model: options, tools, thinking, errors, keys, fallbacks.
 
 Runs the real app in-process on a FAKE engine (tests/fakes.py).
 """
@@ -7,18 +7,29 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import httpx
+import ollama
 import pytest
-from litestar.testing import TestClient
+from litestar.testing import TestClient, transport
 from pydantic import SecretStr
 
 from engines import (
     ChatMessage,
     EngineSpec,
     EngineUnavailable,
+    FunctionTool,
     Overloaded,
+    ReasoningDelta,
     ResponseFormat,
+    StreamItem,
+    TextDelta,
+    TokenLogprob,
+    ToolCall,
+    ToolCallDelta,
+    TopLogprob,
     UpstreamError,
 )
 from gateway import Settings, create_app
@@ -118,7 +129,8 @@ def test_generate_templates_unless_raw(client: TestClient[Any], primary: FakeEng
 @pytest.mark.parametrize(
     ("path", "extra", "param"),
     [
-        ("/api/chat", {"think": True}, "think"),
+        ("/api/chat", {"think": "extreme"}, "think"),
+        ("/api/chat", {"top_logprobs": 21}, "top_logprobs"),
         (
             "/api/chat",
             {"messages": [{"role": "user", "content": "x", "images": ["AA=="]}]},
@@ -238,3 +250,240 @@ def test_unknown_ollama_paths_and_methods_answer_in_ollama_shape() -> None:
             "param",
             "code",
         }
+
+
+# -- tools, tool calls, thinking and logprobs, through the official ollama client ----
+
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "The weather in a city",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
+    },
+}
+CALLING = [
+    ReasoningDelta(text="The user wants"),
+    ReasoningDelta(text=" the weather."),
+    TextDelta(text="Let me check."),
+    ToolCallDelta(index=0, id="call_1", name="get_weather", arguments='{"city": '),
+    ToolCallDelta(index=0, arguments='"Paris"}'),
+    ToolCallDelta(index=1, id="call_2", name="get_weather", arguments='{"city": "Oslo"}'),
+]
+ASK = [{"role": "user", "content": "weather in Paris and Oslo?"}]
+
+
+class _InProcess(httpx.BaseTransport):
+    """The app in a TestClient, as a transport for a client that builds its own httpx one."""
+
+    def __init__(self, client: TestClient[Any]) -> None:
+        self._transport = transport.TestClientTransport(client)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        return self._transport.handle_request(request)
+
+
+def _official(client: TestClient[Any]) -> ollama.Client:
+    return ollama.Client(host=str(client.base_url), transport=_InProcess(client))
+
+
+@contextmanager
+def _ollama(engine: FakeEngine) -> Iterator[tuple[ollama.Client, TestClient[Any]]]:
+    with _app({"primary": engine}) as client, _official(_ready(client)) as oc:
+        yield oc, client
+
+
+def test_tool_calls_and_thinking_reach_the_client_whole() -> None:
+    engine = FakeEngine(EngineSpec(name="primary"), script=CALLING)
+    with _ollama(engine) as (oc, client):
+        reply = oc.chat(model="primary", messages=ASK, tools=[WEATHER_TOOL])
+        raw = client.post(
+            "/api/chat", json={**CHAT, "tools": [WEATHER_TOOL], "stream": False}
+        ).json()
+    message = reply.message
+    assert message.content == "Let me check."
+    assert message.thinking == "The user wants the weather."
+    assert message.tool_calls is not None
+    assert [(c.function.name, c.function.arguments) for c in message.tool_calls] == [
+        ("get_weather", {"city": "Paris"}),
+        ("get_weather", {"city": "Oslo"}),
+    ]
+    # Ollama ends an answer with calls as any other.
+    assert (reply.done_reason, reply.eval_count) == ("stop", len(CALLING))
+    sent = engine.requests[0]
+    assert sent.tools == (
+        FunctionTool(
+            name="get_weather",
+            description="The weather in a city",
+            parameters=WEATHER_TOOL["function"]["parameters"],  # type: ignore[index]
+        ),
+    )
+    assert sent.reasoning_effort is None
+    # The fields newer daemons send (index from 0.4.7, id from 0.12.10), which older
+    # clients ignore.
+    assert raw["message"]["tool_calls"][0] == {
+        "id": "call_1",
+        "function": {"index": 0, "name": "get_weather", "arguments": {"city": "Paris"}},
+    }
+
+
+def test_streamed_calls_come_one_whole_call_a_line() -> None:
+    engine = FakeEngine(EngineSpec(name="primary"), script=CALLING)
+    with _ollama(engine) as (oc, _):
+        parts = list(oc.chat(model="primary", messages=ASK, tools=[WEATHER_TOOL], stream=True))
+    assert [p.message.thinking for p in parts[:2]] == ["The user wants", " the weather."]
+    assert "".join(p.message.content or "" for p in parts) == "Let me check."
+    with_calls = [p.message.tool_calls for p in parts if p.message.tool_calls]
+    assert [[(c.function.name, c.function.arguments) for c in calls] for calls in with_calls] == [
+        [("get_weather", {"city": "Paris"})],
+        [("get_weather", {"city": "Oslo"})],
+    ]
+    last = parts[-1]
+    assert (last.done, last.done_reason, last.message.content) == (True, "stop", "")
+    assert not last.message.tool_calls
+    assert [p.done for p in parts].count(True) == 1
+
+
+@pytest.mark.parametrize(
+    ("think", "effort", "shown"),
+    [
+        (None, None, True),
+        (True, None, True),
+        (False, "none", False),
+        ("low", "low", True),
+        ("max", "high", True),
+    ],
+)
+def test_think_sets_the_effort_and_whether_thinking_is_shown(
+    think: bool | str | None, effort: str | None, shown: bool
+) -> None:
+    script: list[StreamItem] = [ReasoningDelta(text="hmm"), TextDelta(text="Paris")]
+    engine = FakeEngine(EngineSpec(name="primary"), script=script)
+    with _ollama(engine) as (oc, client):
+        reply = oc.chat(model="primary", messages=ASK, think=think)  # type: ignore[arg-type]
+        parts = list(oc.chat(model="primary", messages=ASK, think=think, stream=True))  # type: ignore[arg-type]
+        generated = client.post(
+            "/api/generate",
+            json={"model": "primary", "prompt": "x", "think": think, "stream": False},
+        ).json()
+    assert [r.reasoning_effort for r in engine.requests] == [effort] * 3
+    assert reply.message.content == "Paris"
+    assert reply.message.thinking == ("hmm" if shown else None)
+    assert [p.message.thinking for p in parts if p.message.thinking] == (["hmm"] if shown else [])
+    assert generated["response"] == "Paris"
+    assert generated.get("thinking") == ("hmm" if shown else None)
+
+
+@pytest.mark.parametrize(
+    "tools",
+    [
+        [{"type": "retrieval", "function": {"name": "f"}}],
+        [{"type": "function", "function": {"name": ""}}],
+        [{"type": "function", "function": {"description": "no name"}}],
+        [{"type": "function"}],
+        {"type": "function"},
+        [{"type": "function", "function": {"name": "f", "parameters": "object"}}],
+    ],
+)
+def test_bad_tools_are_a_400(client: TestClient[Any], tools: Any) -> None:
+    response = client.post("/api/chat", json={**CHAT, "tools": tools})
+    assert response.status_code == 400
+    assert set(response.json()) == {"error"}
+    assert "tools" in response.json()["error"]
+
+
+def test_a_history_with_calls_reaches_the_engine_paired(primary: FakeEngine) -> None:
+    history = [
+        *ASK,
+        {
+            "role": "assistant",
+            "content": "",
+            "thinking": "Two cities.",
+            "tool_calls": [
+                {"function": {"name": "get_weather", "arguments": {"city": "Paris"}}},
+                {"function": {"name": "get_weather", "arguments": {"city": "Oslo"}}},
+                {"function": {"name": "get_time", "arguments": {}}},
+            ],
+        },
+        {"role": "tool", "tool_name": "get_time", "content": "noon"},
+        {"role": "tool", "tool_name": "get_weather", "content": "sunny"},
+        {"role": "tool", "content": "snow"},
+    ]
+    with _app({"primary": primary}) as client, _official(_ready(client)) as oc:
+        oc.chat(model="primary", messages=history)
+    calls = (
+        ToolCall(id="call_1_0", name="get_weather", arguments='{"city":"Paris"}'),
+        ToolCall(id="call_1_1", name="get_weather", arguments='{"city":"Oslo"}'),
+        ToolCall(id="call_1_2", name="get_time", arguments="{}"),
+    )
+    assert primary.requests[-1].messages == (
+        ChatMessage(role="user", content="weather in Paris and Oslo?"),
+        ChatMessage(role="assistant", content="", tool_calls=calls, reasoning="Two cities."),
+        ChatMessage(role="tool", content="noon", tool_call_id="call_1_2"),
+        ChatMessage(role="tool", content="sunny", tool_call_id="call_1_0"),
+        ChatMessage(role="tool", content="snow", tool_call_id="call_1_1"),
+    )
+
+
+def test_call_ids_are_kept_when_the_client_sends_them(
+    client: TestClient[Any], primary: FakeEngine
+) -> None:
+    # As clients of daemons from 0.12.10 send them back.
+    history = [
+        *ASK,
+        {
+            "role": "assistant",
+            "tool_calls": [
+                {"id": "call_a", "function": {"index": 0, "name": "f", "arguments": {}}},
+                {"id": "call_b", "function": {"index": 1, "name": "f", "arguments": {}}},
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_b", "content": "b"},
+        {"role": "tool", "tool_name": "f", "content": "a"},
+    ]
+    body = {"model": "primary", "messages": history, "stream": False}
+    assert client.post("/api/chat", json=body).status_code == 200
+    sent = primary.requests[-1].messages
+    assert sent is not None
+    assert [m.tool_call_id for m in sent[2:]] == ["call_b", "call_a"]
+    assert [c.id for c in sent[1].tool_calls] == ["call_a", "call_b"]
+
+
+def test_logprobs_come_back_when_asked_for() -> None:
+    top = (TopLogprob(token="Hi", logprob=-0.1, bytes=(72, 105)),)
+    logprob = TokenLogprob(token="Hi", logprob=-0.1, bytes=(72, 105), top=top)
+    script: list[StreamItem] = [TextDelta(text="Hi", logprobs=(logprob,))]
+    engine = FakeEngine(EngineSpec(name="primary"), script=script)
+    with _ollama(engine) as (oc, client):
+        reply = oc.chat(model="primary", messages=ASK, logprobs=True, top_logprobs=1)
+        streamed = client.post("/api/chat", json={**CHAT, "logprobs": True}).text
+    assert [r.logprobs for r in engine.requests] == [1, 0]
+    assert reply.logprobs is not None
+    assert [(lp.token, lp.logprob) for lp in reply.logprobs] == [("Hi", -0.1)]
+    assert reply.logprobs[0].top_logprobs is not None
+    assert reply.logprobs[0].top_logprobs[0].token == "Hi"
+    first = json.loads(streamed.splitlines()[0])
+    assert first["logprobs"] == [
+        {
+            "token": "Hi",
+            "logprob": -0.1,
+            "bytes": [72, 105],
+            "top_logprobs": [{"token": "Hi", "logprob": -0.1, "bytes": [72, 105]}],
+        }
+    ]
+
+
+def test_arguments_that_are_no_object_are_an_error_not_a_broken_answer() -> None:
+    script: list[StreamItem] = [ToolCallDelta(index=0, id="c", name="f", arguments="[1")]
+    engine = FakeEngine(EngineSpec(name="primary"), script=script)
+    with _app({"primary": engine}) as client:
+        _ready(client)
+        whole = client.post("/api/chat", json={**CHAT, "stream": False})
+        streamed = client.post("/api/chat", json=CHAT)
+    assert whole.status_code == 502
+    assert "not a JSON object" in whole.json()["error"]
+    assert "not a JSON object" in json.loads(streamed.text.splitlines()[-1])["error"]

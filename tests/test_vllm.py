@@ -63,6 +63,18 @@ models:
           extra_args: [--enable-prefix-caching]
 """
 
+AGENT = """
+models:
+  - name: qwen
+    deployments:
+      - engine: vllm
+        model: Qwen/Qwen3-8B
+        vllm:
+          port: 8103
+          tool_call_parser: hermes
+          reasoning_parser: qwen3
+"""
+
 
 def _registry(text: str) -> Registry:
     return parse_registry(text, file="r.yaml", base=Path("/cfg"), env={})
@@ -182,7 +194,18 @@ def _vllm_serve_parser(monkeypatch: pytest.MonkeyPatch) -> Any:
     return parser, command
 
 
-@pytest.mark.parametrize("text", [SAKURA, RAY])
+def test_tool_and_reasoning_parsers_become_vllms_flags() -> None:
+    argv, _ = launch_command(_spec(_registry(AGENT))) or ([], {})
+    assert argv[-5:] == [
+        "--enable-auto-tool-choice",
+        "--tool-call-parser",
+        "hermes",
+        "--reasoning-parser",
+        "qwen3",
+    ]
+
+
+@pytest.mark.parametrize("text", [SAKURA, RAY, AGENT])
 def test_vllms_own_parser_accepts_the_command(text: str, monkeypatch: pytest.MonkeyPatch) -> None:
     parser, command = _vllm_serve_parser(monkeypatch)
     argv, _ = launch_command(_spec(_registry(text))) or ([], {})

@@ -216,16 +216,18 @@ class LlamaCppEngine:
             # tokenized whole.
             work = await loop.run_in_executor(self._text, runner.prepare, request, job)
             runner.loop.submit(work)
+            shaper = work.shaper
             while True:
                 item = await job.items.get()
                 if isinstance(item, BaseException):
                     raise item
-                try:
-                    yield item
-                except Halt:
-                    # Keep reading: the loop stops before its next token and sends
-                    # the Finish with the exact count of what it generated.
-                    job.halted.set()
+                for shaped in shaper.feed(item) if shaper else (item,):
+                    try:
+                        yield shaped
+                    except Halt:
+                        # Keep reading: the loop stops before its next token and
+                        # sends the Finish with the exact count of what it generated.
+                        job.halted.set()
                 if isinstance(item, Finish):
                     finished = True
                     return

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from .._contract import Finish, GenerateRequest, StreamItem
+
+if TYPE_CHECKING:
+    from ._shape import OutputShaper
 
 __all__ = ["Channel", "Job", "Sink", "Work"]
 
@@ -57,7 +60,7 @@ class Sink:
 class Work:
     """A generation ready to decode: its tokens, its limits and its grammar."""
 
-    __slots__ = ("gbnf", "job", "max_tokens", "request", "tokens")
+    __slots__ = ("gbnf", "job", "max_tokens", "request", "shaper", "tokens")
 
     def __init__(
         self,
@@ -67,9 +70,12 @@ class Work:
         tokens: list[int],
         max_tokens: int,
         gbnf: str | None,
+        shaper: OutputShaper | None = None,
     ) -> None:
         self.job = job
         self.request = request
         self.tokens = tokens
         self.max_tokens = max_tokens
         self.gbnf = gbnf
+        # Turns the loop's text into thinking, answer and calls, on the consumer's side.
+        self.shaper = shaper

@@ -27,6 +27,7 @@ from .._contract import Finish, SlotState, StepStats, TextDelta, Usage
 from .._errors import EngineError, EngineUnavailable
 from ._counts import SEQUENCE_BOUNDS, TOKEN_BOUNDS, Counts
 from ._job import Work
+from ._logprobs import token_logprob
 from ._sampler import Candidates, Sampler
 from ._slots import Sequence, Slot, best_slot
 from ._vocab import Vocab
@@ -252,9 +253,15 @@ class DecodeLoop:
             self._finish(sequence, "stop")
             return
         sequence.generated += 1
-        delta = sequence.text.feed(self._vocab.piece(token))
+        piece = self._vocab.piece(token)
+        top = sequence.work.request.logprobs
+        if top is not None:
+            sequence.logprobs.append(
+                token_logprob(self._candidates.row(logits), token, piece, top, self._vocab.piece)
+            )
+        delta = sequence.text.feed(piece)
         if delta:
-            sequence.work.job.emit(TextDelta(text=delta))
+            sequence.work.job.emit(TextDelta(text=delta, logprobs=sequence.take_logprobs()))
         if sequence.text.stopped:
             self._finish(sequence, "stop")
         elif sequence.generated >= sequence.work.max_tokens:
@@ -269,7 +276,7 @@ class DecodeLoop:
         text = sequence.text
         tail = text.flush()
         if tail:
-            sequence.work.job.emit(TextDelta(text=tail))
+            sequence.work.job.emit(TextDelta(text=tail, logprobs=sequence.take_logprobs()))
         stopped = reason == "stop" or text.stopped
         sequence.work.job.emit(
             Finish(

@@ -39,6 +39,9 @@ class LlamaCppOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     flash_attn: bool | Literal["auto"] = "auto"
     # A Jinja chat template that replaces the one in the GGUF metadata.
     chat_template: str | None = None
+    # How the model writes tool calls; "auto" tells it from the chat template
+    # (see docs/api.md, "Tools").
+    tool_format: Literal["auto", "hermes", "llama3", "mistral", "generic"] = "auto"
     # Requests allowed to wait for a free slot before new ones get 429.
     max_queue: int = 16
     # Embeddings load a second, pooled context on first use, with its own thread.

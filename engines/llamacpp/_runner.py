@@ -25,6 +25,8 @@ from ._job import Channel, Sink, Work
 from ._loop import DecodeLoop, Decoder
 from ._options import LlamaCppOptions
 from ._sampler import gbnf_for
+from ._shape import OutputShaper
+from ._tools import detect_format, template_messages, tools_gbnf
 from ._vocab import Vocab
 
 __all__ = ["LoadError", "ModelRunner", "check_gguf"]
@@ -132,6 +134,9 @@ class ModelRunner:
             or self._llm.metadata.get("tokenizer.chat_template"),
         )
         template = self.info.chat_template
+        self.tool_format, self.native_tools = detect_format(template)
+        if options.tool_format != "auto":
+            self.tool_format = options.tool_format
         self._formatter: Any = None
         if template:
             eos, bos = model.token_eos(), model.token_bos()
@@ -195,33 +200,38 @@ class ModelRunner:
                 at_least=True,
             )
 
-    def prompt_tokens(self, request: GenerateRequest) -> list[int]:
-        if request.messages is not None:
-            if self._formatter is None:
-                raise Unsupported(
-                    "this model has no chat template; set llamacpp.chat_template "
-                    "in the registry or use /v1/completions",
-                    param="messages",
-                )
-            # A template renders every message's content, so content alone bounds it.
-            self._refuse_unfittable(
-                sum(len(m.content.encode("utf-8")) for m in request.messages), request
+    def _render(self, request: GenerateRequest) -> tuple[str, bool]:
+        """The prompt text, and whether the tokenizer must add BOS to it."""
+        if request.messages is None:
+            return request.prompt or "", True
+        if self._formatter is None:
+            raise Unsupported(
+                "this model has no chat template; set llamacpp.chat_template "
+                "in the registry or use /v1/completions",
+                param="messages",
             )
-            messages = [
-                {"role": m.role, "content": m.content} | ({"name": m.name} if m.name else {})
-                for m in request.messages
-            ]
-            try:
-                rendered = self._formatter(messages=messages)
-            except Exception as exc:  # Jinja errors carry the template's own complaint.
-                raise InvalidRequest(
-                    f"the chat template rejected these messages: {exc}", param="messages"
-                ) from exc
-            text: str = rendered.prompt
-            add_bos = not rendered.added_special
-        else:
-            text = request.prompt or ""
-            add_bos = True
+        # A template renders every message's content, so content alone bounds it.
+        self._refuse_unfittable(
+            sum(len(m.content.encode("utf-8")) for m in request.messages), request
+        )
+        messages, tools = template_messages(request, self.native_tools)
+        extra: dict[str, Any] = {}
+        if request.reasoning_effort is not None:
+            # The names templates read: gpt-oss's effort, Qwen 3's switch.
+            extra["reasoning_effort"] = request.reasoning_effort
+            extra["enable_thinking"] = request.reasoning_effort != "none"
+        try:
+            rendered = self._formatter(messages=messages, tools=tools, **extra)
+        except Exception as exc:  # Jinja errors carry the template's own complaint.
+            raise InvalidRequest(
+                f"the chat template rejected these messages: {exc}", param="messages"
+            ) from exc
+        return rendered.prompt, not rendered.added_special
+
+    def prompt_tokens(self, request: GenerateRequest) -> list[int]:
+        return self._tokens(*self._render(request), request)
+
+    def _tokens(self, text: str, add_bos: bool, request: GenerateRequest) -> list[int]:
         data = text.encode("utf-8")
         self._refuse_unfittable(len(data), request)
         tokens: list[int] = self._llm.tokenize(data, add_bos=add_bos, special=True)
@@ -248,13 +258,20 @@ class ModelRunner:
 
         Raises the request's own errors (too long, bad schema) before any decoding.
         """
-        tokens = self.prompt_tokens(request)
+        text, add_bos = self._render(request)
+        tokens = self._tokens(text, add_bos, request)
+        tags = request.reasoning
         return Work(
             job=job,
             request=request,
             tokens=tokens,
             max_tokens=self.budget(request, len(tokens)),
-            gbnf=gbnf_for(request),
+            gbnf=tools_gbnf(request, self.tool_format) or gbnf_for(request),
+            shaper=OutputShaper(
+                request,
+                self.tool_format,
+                opened=tags is not None and bool(tags.start) and text.rstrip().endswith(tags.start),
+            ),
         )
 
     def generate_blocking(self, request: GenerateRequest) -> list[StreamItem | BaseException]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .._calls import TokenLogprob
 from ._job import Work
 from ._sampler import Sampler
 from ._text import TextAssembler
@@ -21,6 +22,7 @@ class Sequence:
         "generated",
         "ignore_eos",
         "last",
+        "logprobs",
         "pending",
         "reused",
         "sampler",
@@ -44,6 +46,13 @@ class Sequence:
         self.last: int | None = None
         self.ignore_eos = work.request.ignore_eos
         self.banned_until = work.request.min_tokens
+        # Tokens sampled whose text the next delta releases (when logprobs are asked).
+        self.logprobs: list[TokenLogprob] = []
+
+    def take_logprobs(self) -> tuple[TokenLogprob, ...]:
+        taken = tuple(self.logprobs)
+        self.logprobs.clear()
+        return taken
 
 
 class Slot:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import codecs
 
+from .._markers import partial_suffix
+
 __all__ = ["TextAssembler"]
 
 
@@ -63,12 +65,4 @@ class TextAssembler:
         return index
 
     def _partial_stop_suffix(self) -> int:
-        """Length of the longest tail of pending text that starts some stop string."""
-        text = self._pending
-        best = 0
-        for stop in self._stops:
-            for n in range(min(len(stop) - 1, len(text)), best, -1):
-                if text.endswith(stop[:n]):
-                    best = n
-                    break
-        return best
+        return partial_suffix(self._pending, self._stops)

@@ -7,6 +7,12 @@ from typing import Any
 
 __all__ = ["Vocab"]
 
+# Special tokens whose text the output must keep: they mark tool calls and thinking,
+# which are read out of the text (_toolparse.py, engines/_reasoning.py).
+_MARKERS = frozenset(
+    b"<tool_call> </tool_call> [TOOL_CALLS] [ARGS] <|python_tag|> <think> </think>".split()
+)
+
 
 class Vocab:
     """Pieces of tokens as bytes, the end-of-generation ids and the longest piece.
@@ -21,12 +27,17 @@ class Vocab:
         self._buffer = ctypes.create_string_buffer(256)
         eog: list[int] = []
         longest = 1
+        shown: list[int] = []
         for token in range(self.n_vocab):
             if llama_cpp.llama_vocab_is_eog(vocab, token):
                 eog.append(token)
             # Rendered as tokenizing with special=True parses it: "<|im_start|>" is one
             # token of 12 bytes.
-            longest = max(longest, len(self._render(token, special=True)))
+            text = self._render(token, special=True)
+            longest = max(longest, len(text))
+            if text in _MARKERS:
+                shown.append(token)
+        self._shown = frozenset(shown)
         self.eog_ids: tuple[int, ...] = tuple(eog)
         self._eog = frozenset(eog)
         # No token stands for more bytes than this, so a text of B bytes has at
@@ -45,8 +56,9 @@ class Vocab:
         return buf.raw[:n]
 
     def piece(self, token: int) -> bytes:
-        """The bytes a generated token stands for (special tokens render as nothing)."""
-        return self._render(token, special=False)
+        """The bytes a generated token stands for (special tokens render as nothing,
+        except those that mark calls and thinking)."""
+        return self._render(token, special=token in self._shown)
 
     def fewest_tokens(self, n_bytes: int) -> int:
         """A lower bound on the tokens of a text of ``n_bytes`` bytes."""

@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
-from typing import ClassVar, TypeVar, cast
+from typing import Any, ClassVar, TypeVar, cast
 
 import httpx
 import msgspec
@@ -30,20 +30,13 @@ from .._contract import (
     ModelInfo,
     State,
     StreamItem,
-    TextDelta,
 )
 from .._errors import EngineError, EngineUnavailable, Unsupported, UpstreamTimeout
 from .._preflight import reachable
+from ._chat import chat_messages, request_logprobs, request_think, request_tools
+from ._chunks import ChunkReader
 from ._failures import ModelMissing, translate_errors
-from ._mapping import (
-    ChunkReader,
-    chat_messages,
-    embeddings,
-    load_options,
-    model_info,
-    request_format,
-    request_options,
-)
+from ._mapping import embeddings, load_options, model_info, request_format, request_options
 from ._options import OllamaOptions, daemon_url
 from ._pull import Puller
 
@@ -312,9 +305,11 @@ class OllamaEngine:
             raise Unsupported("Ollama models cannot ignore end-of-generation", param="ignore_eos")
         if request.min_tokens:
             raise Unsupported("Ollama models cannot honour min_tokens", param="min_tokens")
+        # Built before anything is sent, so that what Ollama cannot take is refused first.
+        call = self._call_arguments(request)
         self._in_flight += 1
         try:
-            stream, first = await self._present(lambda: self._begin(client, request))
+            stream, first = await self._present(lambda: self._begin(client, request, call))
             async with aclosing(stream):
                 if first is not None:
                     yield first
@@ -323,12 +318,31 @@ class OllamaEngine:
         finally:
             self._in_flight -= 1
 
+    def _call_arguments(self, request: GenerateRequest) -> dict[str, Any]:
+        """The keyword arguments of the client's chat or generate, but for the stream."""
+        call: dict[str, Any] = {
+            "options": request_options(request, self._options),
+            "format": request_format(request),
+            "think": request_think(request),
+            "keep_alive": self._options.keep_alive,
+            **request_logprobs(request),
+        }
+        if request.messages is not None:
+            call["messages"] = chat_messages(request)
+            call["tools"] = request_tools(request)
+        else:
+            # raw: the prompt is the text to continue, as a plain completion promises;
+            # without it the daemon would wrap the prompt in the chat template.
+            call["prompt"] = request.prompt or ""
+            call["raw"] = True
+        return call
+
     async def _begin(
-        self, client: AsyncClient, request: GenerateRequest
+        self, client: AsyncClient, request: GenerateRequest, call: dict[str, Any]
     ) -> tuple[AsyncGenerator[StreamItem, None], StreamItem | None]:
         # Up to its first item, so that a missing model shows here, where a pull and
         # a second try are still invisible to the consumer.
-        stream = self._stream(client, request)
+        stream = self._stream(client, request, call)
         try:
             return stream, await anext(stream, None)
         except BaseException:
@@ -336,49 +350,26 @@ class OllamaEngine:
             raise
 
     async def _stream(
-        self, client: AsyncClient, request: GenerateRequest
+        self, client: AsyncClient, request: GenerateRequest, call: dict[str, Any]
     ) -> AsyncGenerator[StreamItem, None]:
-        reader = ChunkReader()
+        reader = ChunkReader(request)
         async with translate_errors(self.url, self.model):
-            chunks = await self._open(client, request)
+            chunks = await self._open(client, call)
             async with aclosing(chunks):
                 async for chunk in chunks:
-                    text = reader.take(chunk)
-                    if text:
-                        yield TextDelta(text=text)
+                    for item in reader.take(chunk):
+                        yield item
                     if reader.done:
                         # The final chunk is the last line; nothing is worth waiting for.
                         break
-        yield reader.finish(request)
+        yield reader.finish()
 
-    async def _open(
-        self, client: AsyncClient, request: GenerateRequest
-    ) -> AsyncGenerator[Chunk, None]:
-        options = request_options(request, self._options)
-        fmt = request_format(request)
-        keep_alive = self._options.keep_alive
+    async def _open(self, client: AsyncClient, call: dict[str, Any]) -> AsyncGenerator[Chunk, None]:
         stream: AsyncIterator[Chunk]
-        if request.messages is not None:
-            stream = await client.chat(
-                self.model,
-                chat_messages(request),
-                stream=True,
-                options=options,
-                format=fmt,
-                keep_alive=keep_alive,
-            )
+        if "messages" in call:
+            stream = await client.chat(self.model, stream=True, **call)
         else:
-            # raw: the prompt is the text to continue, as a plain completion promises;
-            # without it the daemon would wrap the prompt in the chat template.
-            stream = await client.generate(
-                self.model,
-                request.prompt or "",
-                stream=True,
-                raw=True,
-                options=options,
-                format=fmt,
-                keep_alive=keep_alive,
-            )
+            stream = await client.generate(self.model, stream=True, **call)
         # Typed as an iterator, it is an async generator that owns the HTTP response:
         # closing it closes the connection, which is how the daemon learns to stop.
         return cast("AsyncGenerator[Chunk, None]", stream)

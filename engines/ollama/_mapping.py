@@ -1,28 +1,21 @@
-"""What goes over the wire: contract requests out, Ollama's answers in."""
+"""What goes over the wire: options, formats, embeddings and model facts.
+
+Chat messages, tools and thinking are in ``_chat``; streamed answers in ``_chunks``.
+"""
 
 from __future__ import annotations
 
-import math
 import re
 from typing import Any, Literal
 
-from ollama import ChatResponse, EmbedResponse, GenerateResponse, ShowResponse
+from ollama import EmbedResponse, ShowResponse
 
-from .._contract import (
-    Embeddings,
-    EmbedRequest,
-    Finish,
-    FinishReason,
-    GenerateRequest,
-    ModelInfo,
-    Usage,
-)
+from .._contract import Embeddings, EmbedRequest, GenerateRequest, ModelInfo
 from .._errors import UpstreamError
+from ._chunks import estimate_tokens
 from ._options import OllamaOptions
 
 __all__ = [
-    "ChunkReader",
-    "chat_messages",
     "embeddings",
     "load_options",
     "model_info",
@@ -40,22 +33,7 @@ _RENAMED = (
     ("presence_penalty", "presence_penalty"),
     ("repetition_penalty", "repeat_penalty"),
 )
-# What a done chunk says when the daemon only loaded or unloaded the model.
-_NOT_ANSWERS = frozenset({"load", "unload"})
-# For counts the daemon did not send: about four characters per token, plus what
-# a chat template adds around each message (OpenAI's rule of thumb).
-_CHARS_PER_TOKEN = 4
-_PER_MESSAGE = 3
 _PARAMETER = re.compile(r"^num_ctx\s+(\d+)\s*$", re.MULTILINE)
-
-
-def chat_messages(request: GenerateRequest) -> list[dict[str, str]]:
-    # Ollama's templates know system, user, assistant and tool; "developer" is
-    # OpenAI's newer name for the system prompt. Ollama messages carry no name.
-    return [
-        {"role": "system" if m.role == "developer" else m.role, "content": m.content}
-        for m in request.messages or ()
-    ]
 
 
 def load_options(options: OllamaOptions) -> dict[str, Any]:
@@ -92,65 +70,6 @@ def request_format(request: GenerateRequest) -> Literal["json"] | dict[str, Any]
     if fmt.type == "json_schema" and fmt.json_schema is not None:
         return fmt.json_schema
     return "json"
-
-
-def estimate_tokens(text: str) -> int:
-    return math.ceil(len(text) / _CHARS_PER_TOKEN)
-
-
-class ChunkReader:
-    """Reads streamed chunks: text out; done reason and counts kept from the last."""
-
-    def __init__(self) -> None:
-        self.done = False
-        self._reason: str | None = None
-        self._prompt: int | None = None
-        self._completion: int | None = None
-        self._deltas = 0
-        self._chars = 0
-
-    def take(self, chunk: ChatResponse | GenerateResponse) -> str:
-        if isinstance(chunk, ChatResponse):
-            text = chunk.message.content or ""
-        else:
-            text = chunk.response or ""
-        if text:
-            self._deltas += 1
-            self._chars += len(text)
-        if chunk.done:
-            self.done = True
-            self._reason = chunk.done_reason
-            self._prompt = chunk.prompt_eval_count
-            self._completion = chunk.eval_count
-        return text
-
-    def finish(self, request: GenerateRequest) -> Finish:
-        if not self.done:
-            raise UpstreamError("the Ollama stream ended before its final chunk")
-        if self._reason in _NOT_ANSWERS:
-            raise UpstreamError(f"the Ollama daemon answered {self._reason!r} instead of text")
-        reason: FinishReason = "length" if self._reason == "length" else "stop"
-        estimated = False
-        prompt = self._prompt
-        # A prompt always has tokens; 0 is what some daemons send for a cached one.
-        if prompt is None or prompt <= 0:
-            estimated = True
-            prompt = _estimate_prompt(request)
-        completion = self._completion
-        if completion is None or completion < 0:
-            estimated = True
-            # Every streamed piece holds at least one token.
-            completion = max(self._deltas, math.ceil(self._chars / _CHARS_PER_TOKEN))
-        usage = Usage(prompt_tokens=prompt, completion_tokens=completion, estimated=estimated)
-        return Finish(finish_reason=reason, usage=usage)
-
-
-def _estimate_prompt(request: GenerateRequest) -> int:
-    if request.prompt is not None:
-        return max(1, estimate_tokens(request.prompt))
-    return _PER_MESSAGE + sum(
-        _PER_MESSAGE + estimate_tokens(m.content) for m in request.messages or ()
-    )
 
 
 def embeddings(answer: EmbedResponse, request: EmbedRequest) -> Embeddings:

@@ -6,7 +6,17 @@ from typing import Any
 
 import msgspec
 
-from .._contract import FinishReason, GenerateRequest, Usage
+from .._calls import NamedTool, TokenLogprob, TopLogprob
+from .._contract import (
+    ChatMessage,
+    FinishReason,
+    GenerateRequest,
+    ReasoningDelta,
+    StreamItem,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+)
 from .._errors import UpstreamError
 from ._failures import error_message
 
@@ -49,13 +59,13 @@ def generate_body(
     body: dict[str, Any] = {"model": model}
     if request.messages is not None:
         path = "/v1/chat/completions"
-        body["messages"] = [
-            {"role": m.role, "content": m.content} | ({"name": m.name} if m.name else {})
-            for m in request.messages
-        ]
+        body["messages"] = [_message(m) for m in request.messages]
+        _agent_fields(request, body)
     else:
         path = "/v1/completions"
         body["prompt"] = request.prompt or ""
+        if request.logprobs is not None:
+            body["logprobs"] = request.logprobs
     limit = request.max_tokens if request.max_tokens is not None else request.token_budget
     if limit is not None:
         body["max_tokens"] = limit
@@ -89,6 +99,48 @@ def generate_body(
     return path, body, sent if isinstance(sent, int) else None
 
 
+def _message(m: ChatMessage) -> dict[str, Any]:
+    out: dict[str, Any] = {"role": m.role, "content": m.content}
+    if m.name:
+        out["name"] = m.name
+    if m.tool_calls:
+        out["content"] = m.content or None
+        out["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in m.tool_calls
+        ]
+    if m.tool_call_id is not None:
+        out["tool_call_id"] = m.tool_call_id
+    return out
+
+
+def _agent_fields(request: GenerateRequest, body: dict[str, Any]) -> None:
+    """Tools, reasoning effort and logprobs, in OpenAI's names, only when asked for."""
+    if request.tools:
+        tools = []
+        for tool in request.tools:
+            function: dict[str, Any] = {"name": tool.name}
+            if tool.description is not None:
+                function["description"] = tool.description
+            if tool.parameters is not None:
+                function["parameters"] = tool.parameters
+            tools.append({"type": "function", "function": function})
+        body["tools"] = tools
+        choice = request.tool_choice
+        body["tool_choice"] = (
+            {"type": "function", "function": {"name": choice.name}}
+            if isinstance(choice, NamedTool)
+            else choice
+        )
+        if not request.parallel_tool_calls:
+            body["parallel_tool_calls"] = False
+    if request.reasoning_effort is not None:
+        body["reasoning_effort"] = request.reasoning_effort
+    if request.logprobs is not None:
+        body["logprobs"] = True
+        body["top_logprobs"] = request.logprobs
+
+
 class ChunkReader:
     """Reads the data of each streamed event: text out, finish reason and usage kept."""
 
@@ -104,11 +156,11 @@ class ChunkReader:
     def text(self) -> str:
         return "".join(self._parts)
 
-    def take(self, data: str) -> str | None:
-        """The text of one event, if it carries any."""
+    def take(self, data: str) -> list[StreamItem]:
+        """The items of one event: text, thinking and tool-call pieces, as sent."""
         if data.strip() == "[DONE]":
             self.done = True
-            return None
+            return []
         try:
             event = msgspec.json.decode(data)
         except msgspec.DecodeError:
@@ -126,21 +178,109 @@ class ChunkReader:
             self.usage = _usage(usage) or self.usage
         choices = event.get("choices")
         if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-            return None
+            return []
         choice: dict[str, Any] = choices[0]
         reason = choice.get("finish_reason")
         if isinstance(reason, str) and reason:
             self.finish_reason = _finish_reason(reason)
-        if self._chat:
-            delta = choice.get("delta")
-            text = delta.get("content") if isinstance(delta, dict) else None
-        else:
-            text = choice.get("text")
+        items = self._chat_items(choice) if self._chat else self._text_items(choice)
+        if items:
+            self.deltas += 1
+        return items
+
+    def _text_items(self, choice: dict[str, Any]) -> list[StreamItem]:
+        text = choice.get("text")
         if not isinstance(text, str) or not text:
-            return None
-        self.deltas += 1
+            return []
         self._parts.append(text)
-        return text
+        return [TextDelta(text=text, logprobs=_completion_logprobs(choice.get("logprobs")))]
+
+    def _chat_items(self, choice: dict[str, Any]) -> list[StreamItem]:
+        delta = choice.get("delta")
+        if not isinstance(delta, dict):
+            return []
+        items: list[StreamItem] = []
+        # vLLM's newer name, and llama-server's and LiteLLM's.
+        for key in ("reasoning", "reasoning_content"):
+            thought = delta.get(key)
+            if isinstance(thought, str) and thought:
+                self._parts.append(thought)
+                items.append(ReasoningDelta(text=thought))
+                break
+        text = delta.get("content")
+        if isinstance(text, str) and text:
+            self._parts.append(text)
+            items.append(TextDelta(text=text, logprobs=_chat_logprobs(choice.get("logprobs"))))
+        for call in delta.get("tool_calls") or ():
+            item = _tool_call(call)
+            self._parts.append(item.arguments)
+            items.append(item)
+        return items
+
+
+def _tool_call(raw: Any) -> ToolCallDelta:
+    if not isinstance(raw, dict) or not isinstance(raw.get("index", 0), int):
+        raise UpstreamError(f"the upstream server sent a malformed tool call: {raw!r:.200}")
+    function = raw.get("function") if isinstance(raw.get("function"), dict) else {}
+    assert isinstance(function, dict)
+    name, arguments = function.get("name"), function.get("arguments")
+    return ToolCallDelta(
+        index=raw.get("index", 0),
+        id=raw["id"] if isinstance(raw.get("id"), str) else None,
+        name=name if isinstance(name, str) else None,
+        arguments=arguments if isinstance(arguments, str) else "",
+    )
+
+
+def _token(raw: dict[str, Any]) -> tuple[str, float, tuple[int, ...]]:
+    token = str(raw.get("token", ""))
+    data = raw.get("bytes")
+    as_bytes = tuple(data) if isinstance(data, list) else tuple(token.encode("utf-8"))
+    logprob = raw.get("logprob")
+    return token, float(logprob) if isinstance(logprob, int | float) else 0.0, as_bytes
+
+
+def _chat_logprobs(raw: Any) -> tuple[TokenLogprob, ...]:
+    content = raw.get("content") if isinstance(raw, dict) else None
+    if not isinstance(content, list):
+        return ()
+    out = []
+    for entry in content:
+        if not isinstance(entry, dict):
+            continue
+        token, logprob, data = _token(entry)
+        top = tuple(
+            TopLogprob(token=t, logprob=lp, bytes=b)
+            for alt in entry.get("top_logprobs") or ()
+            if isinstance(alt, dict)
+            for t, lp, b in (_token(alt),)
+        )
+        out.append(TokenLogprob(token=token, logprob=logprob, bytes=data, top=top))
+    return tuple(out)
+
+
+def _completion_logprobs(raw: Any) -> tuple[TokenLogprob, ...]:
+    if not isinstance(raw, dict) or not isinstance(raw.get("tokens"), list):
+        return ()
+    tokens, logprobs = raw["tokens"], raw.get("token_logprobs") or []
+    tops = raw.get("top_logprobs") or []
+    out = []
+    for k, token in enumerate(tokens):
+        logprob = logprobs[k] if k < len(logprobs) else None
+        alternatives = tops[k] if k < len(tops) and isinstance(tops[k], dict) else {}
+        out.append(
+            TokenLogprob(
+                token=str(token),
+                logprob=float(logprob) if isinstance(logprob, int | float) else 0.0,
+                bytes=tuple(str(token).encode("utf-8")),
+                top=tuple(
+                    TopLogprob(token=t, logprob=float(lp), bytes=tuple(t.encode("utf-8")))
+                    for t, lp in alternatives.items()
+                    if isinstance(lp, int | float)
+                ),
+            )
+        )
+    return tuple(out)
 
 
 def _usage(raw: dict[str, Any]) -> Usage | None:
@@ -153,7 +293,9 @@ def _usage(raw: dict[str, Any]) -> Usage | None:
 def _finish_reason(reason: str) -> FinishReason:
     if reason == "length":
         return "length"
+    if reason == "tool_calls":
+        return "tool_calls"
     if reason in _FAILED:
         raise UpstreamError(f"the upstream server ended the generation with {reason!r}")
-    # "stop", "eos", "tool_calls", "content_filter", ...: the model is done.
+    # "stop", "eos", "content_filter", ...: the model is done.
     return "stop"

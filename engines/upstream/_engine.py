@@ -23,7 +23,6 @@ from .._contract import (
     ModelInfo,
     State,
     StreamItem,
-    TextDelta,
 )
 from .._errors import EngineUnavailable, UpstreamError
 from .._preflight import reachable
@@ -183,13 +182,13 @@ class UpstreamEngine:
                 stream = cast("AsyncGenerator[bytes, None]", response.aiter_bytes())
                 async with aclosing(stream) as chunks:
                     async for chunk in chunks:
-                        for text in _texts(reader, decoder.feed(chunk)):
-                            yield TextDelta(text=text)
+                        for item in _items(reader, decoder.feed(chunk)):
+                            yield item
                         if reader.done:
                             break
                     else:
-                        for text in _texts(reader, decoder.close()):
-                            yield TextDelta(text=text)
+                        for item in _items(reader, decoder.close()):
+                            yield item
                     # When the whole body is already in, there is nothing to wait for.
                     if reader.done and not body_complete(response):
                         await _drain(chunks)
@@ -245,14 +244,12 @@ def _env_proxy() -> bool:
     return "http" in proxies or "all" in proxies
 
 
-def _texts(reader: ChunkReader, events: list[str]) -> Iterator[str]:
+def _items(reader: ChunkReader, events: list[str]) -> Iterator[StreamItem]:
     for data in events:
         # Whatever follows [DONE] is not part of the answer.
         if reader.done:
             return
-        text = reader.take(data)
-        if text is not None:
-            yield text
+        yield from reader.take(data)
 
 
 async def _probe(client: httpx.AsyncClient, limits: httpx.Timeout) -> bool:

@@ -59,6 +59,10 @@ def _flags(spec: EngineSpec, options: VllmOptions, model: str, port: int) -> lis
     for flag, value, skip in valued:
         if value is not None and value != skip:
             argv += [flag, str(value)]
+    if options.tool_call_parser is not None:
+        argv += ["--enable-auto-tool-choice", "--tool-call-parser", options.tool_call_parser]
+    if options.reasoning_parser is not None:
+        argv += ["--reasoning-parser", options.reasoning_parser]
     if options.enforce_eager:
         argv.append("--enforce-eager")
     if options.trust_remote_code:

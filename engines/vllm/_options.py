@@ -32,6 +32,13 @@ class VllmOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     enforce_eager: bool = False
     trust_remote_code: bool = False
     distributed_executor_backend: Literal["ray", "mp"] | None = None
+    # vLLM's own tool-call parser for `tool_choice: auto` (hermes, mistral,
+    # llama3_json, qwen3_coder, ...): launches with --enable-auto-tool-choice
+    # --tool-call-parser. `required` and named choices need none.
+    tool_call_parser: str | None = None
+    # vLLM's reasoning parser (deepseek_r1, qwen3, ...): it then sends the thinking
+    # apart, which Roundhouse relays as reasoning_content.
+    reasoning_parser: str | None = None
     # Physical GPU ids, exported as CUDA_VISIBLE_DEVICES; one per TP x PP rank.
     gpus: tuple[int, ...] | None = None
     # Appended after every generated flag; {host}, {port}, {model} and

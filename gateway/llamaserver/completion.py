@@ -132,7 +132,7 @@ async def _events(started: Started, id_slot: int) -> AsyncIterator[bytes]:
         async for item in started.items():
             if isinstance(item, TextDelta):
                 yield _frame({"index": 0, "content": item.text, "id_slot": id_slot, "stop": False})
-            else:
+            elif isinstance(item, Finish):
                 yield _frame(_final("", item, started, id_slot))
     except EngineError as exc:
         yield _frame(error_body(from_engine_error(exc)))
@@ -162,7 +162,8 @@ async def completion(
                 "X-Roundhouse-Attempts": str(started.attempts),
             },
         )
-    text, finish = await started.collect(request.receive)
+    answer, finish = await started.collect(request.receive)
+    text = answer.text
     return Response(
         content=_encode(_final(text, finish, started, id_slot)),
         media_type="application/json",

@@ -41,8 +41,10 @@ class Timing:
 
     def final(self, finish: Finish) -> dict[str, Any]:
         end = time.monotonic_ns()
+        # Ollama ends an answer with calls as any other: "stop" (the calls say the rest).
+        reason = "stop" if finish.finish_reason == "tool_calls" else finish.finish_reason
         return {
-            "done_reason": finish.finish_reason,
+            "done_reason": reason,
             "total_duration": end - self.start,
             "load_duration": self.sent - self.start,
             "prompt_eval_count": finish.usage.prompt_tokens,

@@ -12,10 +12,11 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from engines import ChatMessage, GenerateRequest, ResponseFormat
+from engines import ChatMessage, FunctionTool, GenerateRequest, ReasoningEffort, ResponseFormat
 
 from ..errors import APIError
 from ..sampling import Penalty, Probability, RepetitionPenalty, Temperature, TopK
+from ._tools import CallIn, ToolIn, ToolPairing, contract_calls, contract_tools
 
 __all__ = [
     "ChatBody",
@@ -29,6 +30,16 @@ __all__ = [
 
 ModelName = Annotated[str, msgspec.Meta(min_length=1)]
 KeepAlive = float | str | None
+# Ollama's bounds on alternatives per token.
+TopLogprobs = Annotated[int, msgspec.Meta(ge=0, le=20)]
+
+# Ollama's `think` levels, as reasoning_effort; it reads "max" as "high" too.
+_LEVELS: dict[str, ReasoningEffort] = {
+    "low": "low",
+    "medium": "medium",
+    "high": "high",
+    "max": "high",
+}
 
 
 class Options(msgspec.Struct, kw_only=True):
@@ -51,6 +62,11 @@ class Message(msgspec.Struct, kw_only=True):
     role: Literal["system", "user", "assistant", "tool"]
     content: str | None = None
     images: list[str] | None = None
+    # An assistant turn's thinking and calls; a tool turn's answer to one of them.
+    thinking: str | None = None
+    tool_calls: list[CallIn] | None = None
+    tool_name: str | None = None
+    tool_call_id: str | None = None
 
 
 class _Generation(msgspec.Struct, kw_only=True):
@@ -61,9 +77,15 @@ class _Generation(msgspec.Struct, kw_only=True):
     options: Options | None = None
     keep_alive: KeepAlive = None
     think: bool | str | None = None
+    logprobs: bool | None = None
+    top_logprobs: TopLogprobs | None = None
 
     def generate_request(
-        self, *, messages: tuple[ChatMessage, ...] | None = None, prompt: str | None = None
+        self,
+        *,
+        messages: tuple[ChatMessage, ...] | None = None,
+        prompt: str | None = None,
+        tools: tuple[FunctionTool, ...] = (),
     ) -> GenerateRequest:
         opts = self.options or Options()
         stop = opts.stop
@@ -81,6 +103,10 @@ class _Generation(msgspec.Struct, kw_only=True):
             presence_penalty=opts.presence_penalty,
             repetition_penalty=opts.repeat_penalty,
             response_format=self._response_format(),
+            tools=tools,
+            reasoning_effort=self._reasoning_effort(),
+            # Ollama's top_logprobs applies only with logprobs.
+            logprobs=(self.top_logprobs or 0) if self.logprobs else None,
         )
 
     def _response_format(self) -> ResponseFormat | None:
@@ -97,23 +123,62 @@ class _Generation(msgspec.Struct, kw_only=True):
     def streamed(self) -> bool:
         return self.stream is not False
 
-    def refuse_thinking(self) -> None:
-        # Ollama answers 400 when a model cannot think; no engine here separates the
-        # reasoning from the answer, so pretending to honour it would mislead.
-        if self.think not in (None, False, "", "false"):
-            raise APIError(400, f'"{self.model}" does not support thinking', param="think")
+    def _reasoning_effort(self) -> ReasoningEffort | None:
+        # true, as absent, leaves it to the model: Ollama's default for a thinking
+        # model is to think. Whether it can think is not known here, so true never
+        # answers Ollama's 400 "does not support thinking": such a model just has
+        # no thinking to show.
+        think = self.think
+        if think is None or think is True:
+            return None
+        if think is False:
+            return "none"
+        level = _LEVELS.get(think)
+        if level is None:
+            raise APIError(
+                400,
+                f'invalid think value: {think!r} (must be "high", "medium", "low", "max", '
+                "true, or false)",
+                param="think",
+            )
+        return level
+
+    @property
+    def shows_thinking(self) -> bool:
+        """Whether the answer carries its thinking: unless ``think`` is false, as in Ollama."""
+        return self.think is not False
 
 
 class ChatBody(_Generation, kw_only=True):
     # Clients written in other languages send null where Python ones leave a key out.
     messages: list[Message] | None = None
+    tools: list[ToolIn] | None = None
+
+    def contract_tools(self) -> tuple[FunctionTool, ...]:
+        return contract_tools(self.tools)
 
     def chat_messages(self) -> tuple[ChatMessage, ...]:
-        messages = self.messages or []
-        for i, msg in enumerate(messages):
+        pairing = ToolPairing()
+        messages: list[ChatMessage] = []
+        for i, msg in enumerate(self.messages or []):
             if msg.images:
                 raise _no_images(f"messages[{i}].images")
-        return tuple(ChatMessage(role=m.role, content=m.content or "") for m in messages)
+            assistant = msg.role == "assistant"
+            calls = contract_calls(i, msg.tool_calls) if assistant else ()
+            pairing.called(calls)
+            answers = (
+                pairing.answered(msg.tool_call_id, msg.tool_name) if msg.role == "tool" else None
+            )
+            messages.append(
+                ChatMessage(
+                    role=msg.role,
+                    content=msg.content or "",
+                    tool_calls=calls,
+                    tool_call_id=answers,
+                    reasoning=(msg.thinking or None) if assistant else None,
+                )
+            )
+        return tuple(messages)
 
 
 class GenerateBody(_Generation, kw_only=True):

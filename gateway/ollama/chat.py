@@ -16,7 +16,7 @@ from ..policy import apply_policy
 from ..registry import ModelSpec
 from ._clock import Timing
 from ._names import resolve
-from ._stream import generation_response, lifecycle_response
+from ._stream import Piece, generation_response, lifecycle_response
 from ._wire import ChatBody, unload_requested
 
 __all__ = ["chat"]
@@ -24,8 +24,14 @@ __all__ = ["chat"]
 _decoder = msgspec.json.Decoder(ChatBody)
 
 
-def _message(text: str) -> dict[str, Any]:
-    return {"message": {"role": "assistant", "content": text}}
+def _message(piece: Piece) -> dict[str, Any]:
+    # Ollama always sends content, "" when there is none; the rest only when present.
+    message: dict[str, Any] = {"role": "assistant", "content": piece.text}
+    if piece.thinking:
+        message["thinking"] = piece.thinking
+    if piece.tool_calls:
+        message["tool_calls"] = list(piece.tool_calls)
+    return {"message": message}
 
 
 @post("/api/chat", status_code=200)
@@ -43,11 +49,11 @@ async def chat(
             return lifecycle_response(body.model, _message, "unload")
         await dispatcher.load_model(model)
         return lifecycle_response(body.model, _message, "load")
-    body.refuse_thinking()
-    messages = body.chat_messages()
+    # Built once, before routing, so that a bad body is a 400 before anything runs.
+    generation = body.generate_request(messages=body.chat_messages(), tools=body.contract_tools())
 
     def build(spec: ModelSpec) -> GenerateRequest:
-        return apply_policy(spec, body.generate_request(messages=messages))
+        return apply_policy(spec, generation)
 
     return await generation_response(
         request,
@@ -58,4 +64,5 @@ async def chat(
         build=build,
         content=_message,
         timing=timing,
+        thinking=body.shows_thinking,
     )

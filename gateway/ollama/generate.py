@@ -16,7 +16,7 @@ from ..policy import apply_policy
 from ..registry import ModelSpec
 from ._clock import Timing
 from ._names import resolve
-from ._stream import generation_response, lifecycle_response
+from ._stream import Piece, generation_response, lifecycle_response
 from ._wire import GenerateBody, unload_requested
 
 __all__ = ["generate"]
@@ -24,8 +24,10 @@ __all__ = ["generate"]
 _decoder = msgspec.json.Decoder(GenerateBody)
 
 
-def _response(text: str) -> dict[str, Any]:
-    return {"response": text}
+def _response(piece: Piece) -> dict[str, Any]:
+    if piece.thinking:
+        return {"response": piece.text, "thinking": piece.thinking}
+    return {"response": piece.text}
 
 
 def _request(body: GenerateBody) -> GenerateRequest:
@@ -55,7 +57,6 @@ async def generate(
         await dispatcher.load_model(model)
         return lifecycle_response(body.model, _response, "load")
     body.check()
-    body.refuse_thinking()
     generation = _request(body)
 
     def build(spec: ModelSpec) -> GenerateRequest:
@@ -70,4 +71,5 @@ async def generate(
         build=build,
         content=_response,
         timing=timing,
+        thinking=body.shows_thinking,
     )

@@ -10,7 +10,15 @@ from typing import Any, Protocol
 import msgspec
 from litestar.response import Stream
 
-from engines import EngineError, FinishReason, TextDelta, Usage
+from engines import (
+    EngineError,
+    Finish,
+    FinishReason,
+    ReasoningDelta,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+)
 
 from ..errors import error_body, from_engine_error
 from ..generation import Started
@@ -49,11 +57,18 @@ def usage_body(usage: Usage) -> dict[str, Any]:
 
 
 class Frames(Protocol):
-    """The chunk shapes of one endpoint family."""
+    """The chunk shapes of one endpoint family.
 
-    def opening(self) -> dict[str, Any] | None: ...
+    ``opening`` is given the stream's first item, which is already in hand.
+    """
 
-    def delta(self, text: str) -> dict[str, Any]: ...
+    def opening(self, first: object) -> dict[str, Any] | None: ...
+
+    def delta(self, item: TextDelta) -> dict[str, Any]: ...
+
+    def reasoning(self, item: ReasoningDelta) -> dict[str, Any] | None: ...
+
+    def tool_call(self, item: ToolCallDelta) -> dict[str, Any] | None: ...
 
     def finish(self, reason: FinishReason) -> dict[str, Any]: ...
 
@@ -65,17 +80,24 @@ def _frame(payload: dict[str, Any]) -> bytes:
 
 
 async def _events(started: Started, frames: Frames, include_usage: bool) -> AsyncIterator[bytes]:
-    opening = frames.opening()
+    opening = frames.opening(started.first)
     if opening is not None:
         yield _frame(opening)
     try:
         async for item in started.items():
-            if isinstance(item, TextDelta):
-                yield _frame(frames.delta(item.text))
-            else:
+            if isinstance(item, Finish):
                 yield _frame(frames.finish(item.finish_reason))
                 if include_usage:
                     yield _frame(frames.usage(item.usage))
+                continue
+            if isinstance(item, TextDelta):
+                chunk: dict[str, Any] | None = frames.delta(item)
+            elif isinstance(item, ReasoningDelta):
+                chunk = frames.reasoning(item)
+            else:
+                chunk = frames.tool_call(item)
+            if chunk is not None:
+                yield _frame(chunk)
     except EngineError as exc:
         # Headers are gone already: the error travels as an event, then the stream ends.
         yield _frame(error_body(from_engine_error(exc)))

@@ -12,7 +12,16 @@ from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 
-from engines import ChatMessage, GenerateRequest, ResponseFormat
+from engines import (
+    ChatMessage,
+    FunctionTool,
+    GenerateRequest,
+    NamedTool,
+    ReasoningEffort,
+    ResponseFormat,
+    ToolCall,
+    ToolChoice,
+)
 
 from ..errors import APIError
 from ..sampling import (
@@ -40,10 +49,51 @@ class ContentPart(msgspec.Struct, kw_only=True):
     text: str | None = None
 
 
+class FunctionCallIn(msgspec.Struct, kw_only=True):
+    name: str
+    arguments: str
+
+
+class ToolCallIn(msgspec.Struct, kw_only=True):
+    id: str
+    function: FunctionCallIn
+    type: Literal["function"] = "function"
+
+
 class Message(msgspec.Struct, kw_only=True):
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[ContentPart] | None = None
     name: str | None = None
+    tool_calls: list[ToolCallIn] | None = None
+    tool_call_id: str | None = None
+    # llama-server's and LiteLLM's name for an assistant turn's thinking.
+    reasoning_content: str | None = None
+
+
+FunctionName = Annotated[str, msgspec.Meta(pattern=r"^[a-zA-Z0-9_.\-]{1,64}$")]
+
+
+class FunctionIn(msgspec.Struct, kw_only=True):
+    name: FunctionName
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    # Arguments always follow the schema when a grammar forces the call; unforced
+    # calls of a model are not checked either way (see docs/api.md).
+    strict: bool | None = None
+
+
+class ToolIn(msgspec.Struct, kw_only=True):
+    type: Literal["function"]
+    function: FunctionIn
+
+
+class NamedFunction(msgspec.Struct, kw_only=True):
+    name: str
+
+
+class NamedChoice(msgspec.Struct, kw_only=True):
+    type: Literal["function"]
+    function: NamedFunction
 
 
 class StreamOptions(msgspec.Struct, kw_only=True):
@@ -115,34 +165,139 @@ class _Sampling(msgspec.Struct, kw_only=True):
         return bool(self.stream_options and self.stream_options.include_usage)
 
 
+TopLogprobs = Annotated[int, msgspec.Meta(ge=0, le=20)]
+
+
 class ChatRequest(_Sampling, kw_only=True):
     messages: Annotated[list[Message], msgspec.Meta(min_length=1)]
     max_completion_tokens: PositiveInt | None = None
+    tools: list[ToolIn] | None = None
+    tool_choice: Literal["auto", "none", "required"] | NamedChoice | None = None
+    parallel_tool_calls: bool | None = None
+    logprobs: bool | None = None
+    top_logprobs: TopLogprobs | None = None
+    reasoning_effort: ReasoningEffort | None = None
+    # The pre-tools names for function calling, and fields that would change the
+    # answer but have no meaning here: refused by name rather than ignored.
+    functions: Any = None
+    function_call: Any = None
+    logit_bias: dict[str, Any] | None = None
+    audio: Any = None
+    modalities: list[str] | None = None
+    web_search_options: Any = None
 
     def chat_messages(self) -> tuple[ChatMessage, ...]:
-        out = []
-        for i, msg in enumerate(self.messages):
-            content = msg.content
-            if isinstance(content, list):
-                texts = []
-                for k, part in enumerate(content):
-                    if part.type != "text" or part.text is None:
-                        raise APIError(
-                            400,
-                            f"messages[{i}].content[{k}]: content part type {part.type!r} is not "
-                            "supported; this model accepts text only",
-                            param=f"messages[{i}].content[{k}]",
-                            code="unsupported",
-                        )
-                    texts.append(part.text)
-                content = "".join(texts)
-            out.append(ChatMessage(role=msg.role, content=content or "", name=msg.name))
-        return tuple(out)
+        return tuple(_chat_message(i, msg) for i, msg in enumerate(self.messages))
+
+    def agent_fields(self) -> dict[str, Any]:
+        """The tool, reasoning and logprob fields of the contract, checked."""
+        self._refuse_unsupported()
+        tools = tuple(
+            FunctionTool(
+                name=t.function.name,
+                description=t.function.description,
+                parameters=t.function.parameters,
+            )
+            for t in self.tools or ()
+        )
+        choice: ToolChoice = "auto"
+        if isinstance(self.tool_choice, NamedChoice):
+            name = self.tool_choice.function.name
+            if name not in {t.name for t in tools}:
+                raise _invalid(
+                    f"tool_choice names the function {name!r}, which is not among the tools",
+                    "tool_choice",
+                )
+            choice = NamedTool(name=name)
+        elif self.tool_choice is not None:
+            choice = self.tool_choice
+        if not tools and choice not in ("auto", "none"):
+            raise _invalid("tool_choice needs tools to choose from", "tool_choice")
+        if self.top_logprobs is not None and not self.logprobs:
+            raise _invalid("top_logprobs needs logprobs: true", "top_logprobs")
+        return {
+            "tools": tools,
+            "tool_choice": choice,
+            "parallel_tool_calls": self.parallel_tool_calls is not False,
+            "reasoning_effort": self.reasoning_effort,
+            "logprobs": (self.top_logprobs or 0) if self.logprobs else None,
+        }
+
+    def _refuse_unsupported(self) -> None:
+        if self.functions is not None or self.function_call is not None:
+            field = "functions" if self.functions is not None else "function_call"
+            raise _unsupported(f"{field} is the deprecated form of tools; send tools", field)
+        if self.logit_bias:
+            raise _unsupported("logit_bias is not supported", "logit_bias")
+        if self.audio is not None or (self.modalities and set(self.modalities) != {"text"}):
+            field = "audio" if self.audio is not None else "modalities"
+            raise _unsupported("only text output is supported", field)
+        if self.web_search_options is not None:
+            raise _unsupported("web search is not supported", "web_search_options")
+
+
+def _invalid(message: str, param: str) -> APIError:
+    return APIError(400, message, param=param, code="invalid_value")
+
+
+def _unsupported(message: str, param: str) -> APIError:
+    return APIError(400, message, param=param, code="unsupported")
+
+
+def _chat_message(i: int, msg: Message) -> ChatMessage:
+    content = msg.content
+    if isinstance(content, list):
+        texts = []
+        for k, part in enumerate(content):
+            if part.type != "text" or part.text is None:
+                raise APIError(
+                    400,
+                    f"messages[{i}].content[{k}]: content part type {part.type!r} is not "
+                    "supported; this model accepts text only",
+                    param=f"messages[{i}].content[{k}]",
+                    code="unsupported",
+                )
+            texts.append(part.text)
+        content = "".join(texts)
+    if msg.role == "tool" and not msg.tool_call_id:
+        raise _invalid(
+            f"messages[{i}]: a tool message needs the tool_call_id it answers",
+            f"messages[{i}].tool_call_id",
+        )
+    if msg.tool_calls and msg.role != "assistant":
+        raise _invalid(
+            f"messages[{i}]: only assistant messages carry tool_calls", f"messages[{i}].tool_calls"
+        )
+    calls = tuple(
+        ToolCall(id=c.id, name=c.function.name, arguments=c.function.arguments)
+        for c in msg.tool_calls or ()
+    )
+    return ChatMessage(
+        role=msg.role,
+        content=content or "",
+        name=msg.name,
+        tool_calls=calls,
+        tool_call_id=msg.tool_call_id,
+        reasoning=msg.reasoning_content,
+    )
 
 
 class CompletionRequest(_Sampling, kw_only=True):
     prompt: str | list[str]
     echo: bool = False
+    # The legacy API's alternatives per token (at most 5).
+    logprobs: Annotated[int, msgspec.Meta(ge=0, le=5)] | None = None
+    best_of: Annotated[int, msgspec.Meta(ge=1, le=1)] | None = None
+    suffix: str | None = None
+    logit_bias: dict[str, Any] | None = None
+
+    def refuse_unsupported(self) -> None:
+        if self.suffix:
+            raise _unsupported("suffix (fill in the middle) is not supported", "suffix")
+        if self.logit_bias:
+            raise _unsupported("logit_bias is not supported", "logit_bias")
+        if self.echo and self.logprobs is not None:
+            raise _unsupported("logprobs of an echoed prompt are not supported", "logprobs")
 
     def prompt_text(self) -> str:
         if isinstance(self.prompt, str):

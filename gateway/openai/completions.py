@@ -8,11 +8,12 @@ import msgspec
 from litestar import Request, Response, post
 from litestar.di import NamedDependency
 
-from engines import FinishReason, GenerateRequest, Usage
+from engines import FinishReason, GenerateRequest, ReasoningDelta, TextDelta, ToolCallDelta, Usage
 
 from ..dispatch import Dispatcher
 from ..policy import apply_policy
 from ..registry import ModelSpec
+from ._logprobs import CompletionOffsets
 from ._stream import created, new_id, response_headers, sse_response, usage_body
 from ._wire import CompletionRequest, decode_body, fill_from_extras
 
@@ -25,7 +26,7 @@ _DEFAULT_MAX_TOKENS = 16
 
 
 class _CompletionFrames:
-    def __init__(self, model: str, include_usage: bool, echo: str | None) -> None:
+    def __init__(self, model: str, include_usage: bool, echo: str | None, logprobs: bool) -> None:
         self._base: dict[str, Any] = {
             "id": new_id("cmpl"),
             "object": "text_completion",
@@ -36,16 +37,27 @@ class _CompletionFrames:
         if include_usage:
             self._base["usage"] = None
         self._echo = echo
+        self._offsets = CompletionOffsets() if logprobs else None
 
-    def _chunk(self, text: str, reason: FinishReason | None) -> dict[str, Any]:
-        choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": reason}
+    def _chunk(
+        self, text: str, reason: FinishReason | None, logprobs: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        choice = {"index": 0, "text": text, "logprobs": logprobs, "finish_reason": reason}
         return {**self._base, "choices": [choice]}
 
-    def opening(self) -> dict[str, Any] | None:
+    def opening(self, first: object) -> dict[str, Any] | None:  # noqa: ARG002 - Frames' signature
         return self._chunk(self._echo, None) if self._echo else None
 
-    def delta(self, text: str) -> dict[str, Any]:
-        return self._chunk(text, None)
+    def delta(self, item: TextDelta) -> dict[str, Any]:
+        offsets = self._offsets
+        return self._chunk(item.text, None, offsets.shape(item.logprobs) if offsets else None)
+
+    # A plain completion has no thinking apart from its text, nor tool calls.
+    def reasoning(self, item: ReasoningDelta) -> None:  # noqa: ARG002 - Frames' signature
+        return None
+
+    def tool_call(self, item: ToolCallDelta) -> None:  # noqa: ARG002 - Frames' signature
+        return None
 
     def finish(self, reason: FinishReason) -> dict[str, Any]:
         return self._chunk("", reason)
@@ -60,11 +72,13 @@ async def create_completion(
 ) -> Response[Any]:
     body = fill_from_extras(decode_body(await request.body(), _decoder), request.query_params)
     prompt = body.prompt_text()
+    body.refuse_unsupported()
 
     def build(model: ModelSpec) -> GenerateRequest:
+        wanted = body.generate_request(prompt=prompt, max_tokens=body.max_tokens)
         return apply_policy(
             model,
-            body.generate_request(prompt=prompt, max_tokens=body.max_tokens),
+            msgspec.structs.replace(wanted, logprobs=body.logprobs),
             default_max_tokens=_DEFAULT_MAX_TOKENS,
         )
 
@@ -72,9 +86,10 @@ async def create_completion(
     model = started.route.model.name
     echo = prompt if body.echo else None
     if body.stream:
-        frames = _CompletionFrames(model, body.include_usage, echo)
+        frames = _CompletionFrames(model, body.include_usage, echo, body.logprobs is not None)
         return sse_response(started, frames, body.include_usage)
-    text, finish = await started.collect(request.receive)
+    answer, finish = await started.collect(request.receive)
+    text = answer.text
     payload = {
         "id": new_id("cmpl"),
         "object": "text_completion",
@@ -85,7 +100,9 @@ async def create_completion(
             {
                 "index": 0,
                 "text": (echo or "") + text,
-                "logprobs": None,
+                "logprobs": None
+                if body.logprobs is None
+                else CompletionOffsets().shape(answer.logprobs),
                 "finish_reason": finish.finish_reason,
             }
         ],

@@ -129,6 +129,13 @@ class Deployment(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True)
             _check_size(self.memory)
 
 
+class Reasoning(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The tags around a model's thinking; output that opens with ``start`` is split."""
+
+    start: Annotated[str, msgspec.Meta(min_length=1)] = "<think>"
+    end: Annotated[str, msgspec.Meta(min_length=1)] = "</think>"
+
+
 class ModelSpec(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
     name: str
     deployments: tuple[Deployment, ...]
@@ -142,6 +149,9 @@ class ModelSpec(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
     # model's own ``defaults`` win over the preset's.
     preset: str | None = None
     degeneration_guard: DegenerationGuard | None = None
+    # Thinking sent apart from the answer (reasoning_content, Ollama's thinking):
+    # false keeps it in the text; true is <think>…</think>, or give the tags.
+    reasoning: bool | Reasoning = True
     # Lifecycle (docs/operations.md): load at start-up instead of on the first request;
     # unload after this many idle seconds; never evict for the memory budget.
     preload: bool = False

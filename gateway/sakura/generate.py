@@ -71,7 +71,8 @@ async def generate(
         return apply_policy(serving, wanted, default_max_tokens=_DEFAULT_MAX_NEW_TOKENS)
 
     started = await dispatcher.generate(model.name, build, request.receive)
-    text, finish = await started.collect(request.receive)
+    answer, finish = await started.collect(request.receive)
+    text = answer.text
     payload = {"results": [{"text": text, "new_token": finish.usage.completion_tokens}]}
     return Response(
         content=_encode(payload),

@@ -1,0 +1,69 @@
+"""A whole answer assembled from the engine stream, for non-streamed responses.
+
+Built from exactly the items a stream sends, so that a streamed answer joined on
+the client's side equals the non-streamed one.
+"""
+
+from __future__ import annotations
+
+from engines import (
+    Finish,
+    ReasoningDelta,
+    StreamItem,
+    TextDelta,
+    TokenLogprob,
+    ToolCall,
+    ToolCallDelta,
+)
+
+__all__ = ["Answer"]
+
+
+class _Call:
+    __slots__ = ("arguments", "id", "name")
+
+    def __init__(self) -> None:
+        self.id = ""
+        self.name = ""
+        self.arguments: list[str] = []
+
+
+class Answer:
+    """Text, thinking, tool calls and logprobs, added item by item; then the Finish."""
+
+    def __init__(self) -> None:
+        self._text: list[str] = []
+        self._reasoning: list[str] = []
+        self._calls: dict[int, _Call] = {}
+        self.logprobs: list[TokenLogprob] = []
+        self.finish: Finish | None = None
+
+    def add(self, item: StreamItem) -> None:
+        if isinstance(item, TextDelta):
+            self._text.append(item.text)
+            self.logprobs.extend(item.logprobs)
+        elif isinstance(item, ReasoningDelta):
+            self._reasoning.append(item.text)
+        elif isinstance(item, ToolCallDelta):
+            call = self._calls.setdefault(item.index, _Call())
+            call.id = item.id or call.id
+            call.name = item.name or call.name
+            call.arguments.append(item.arguments)
+        else:
+            self.finish = item
+
+    @property
+    def text(self) -> str:
+        return "".join(self._text)
+
+    @property
+    def reasoning(self) -> str | None:
+        """The thinking, or None when the model did not think (or it was not split)."""
+        return "".join(self._reasoning) if self._reasoning else None
+
+    @property
+    def tool_calls(self) -> tuple[ToolCall, ...]:
+        return tuple(
+            ToolCall(id=call.id, name=call.name, arguments="".join(call.arguments))
+            for _, call in sorted(self._calls.items())
+        )

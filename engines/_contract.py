@@ -157,7 +157,8 @@ class GenerateRequest(msgspec.Struct, frozen=True, kw_only=True):
     min_tokens: int = 0
     # Chat only. Tools the model may call, and how it must choose among them.
     tools: tuple[FunctionTool, ...] = ()
-    tool_choice: ToolChoice = "auto"
+    # None: the model's default from the registry, else "auto".
+    tool_choice: ToolChoice | None = None
     parallel_tool_calls: bool = True
     # How thinking is told from the answer (None: it is not; the text is the answer).
     reasoning: ReasoningTags | None = msgspec.field(default_factory=ReasoningTags)

@@ -83,4 +83,5 @@ def apply_policy(
         presence_penalty=_pick(request.presence_penalty, defaults.presence_penalty),
         repetition_penalty=_pick(request.repetition_penalty, defaults.repetition_penalty),
         reasoning=reasoning_tags(model),
+        tool_choice=request.tool_choice or defaults.tool_choice or "auto",
     )

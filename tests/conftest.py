@@ -93,6 +93,14 @@ models:
         url: {upstream}
         model: {alias}
         openai: {{extra_body: {{logit_bias: {no_eos}}}}}
+  - name: agent
+    preload: true
+    # Ollama's API has no tool_choice; this is how its clients get forced calls.
+    defaults: {{tool_choice: required}}
+    deployments:
+      - engine: llamacpp
+        path: {model}
+        llamacpp: {{n_ctx: 1024, parallel: 2, embeddings: false}}
   - name: lazy
     deployments:
       - engine: llamacpp

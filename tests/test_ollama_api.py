@@ -68,7 +68,7 @@ def test_show_resolves_names_with_or_without_tag(oc: ollama.Client, name: str) -
     assert shown.modelinfo["general.parameter_count"] > 100_000_000
     assert shown.parameters is not None
     assert "num_ctx" in shown.parameters
-    assert shown.capabilities == ["completion"]
+    assert shown.capabilities == ["completion", "tools"]
 
 
 def test_show_accepts_the_legacy_name_field(server: Server) -> None:

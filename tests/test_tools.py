@@ -16,6 +16,7 @@ import pytest
 from openai.lib.streaming.chat import ChatCompletionStreamState
 
 from .checks import counts
+from .server import Server
 
 WEATHER: Any = {
     "type": "function",
@@ -270,3 +271,55 @@ def test_a_tool_message_needs_its_call_id(client: openai.OpenAI) -> None:
         )
     assert isinstance(caught.value.body, dict)
     assert caught.value.body.get("param") == "messages[1].tool_call_id"
+
+
+OLLAMA_WEATHER: Any = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "The current weather in a city",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string", "description": "The city's name"}},
+            "required": ["city"],
+        },
+    },
+}
+
+
+def test_an_ollama_client_gets_tool_calls(ollama_peer: Server) -> None:
+    """The official ollama client, the real model: ``agent`` forces a call by default."""
+    import ollama
+
+    ask = [{"role": "user", "content": "What is the weather in Paris?"}]
+    options = {"temperature": 0, "num_predict": 80}
+    with ollama.Client(host=ollama_peer.url, timeout=120) as oc:
+        whole = oc.chat(model="agent", messages=ask, tools=[OLLAMA_WEATHER], options=options)
+        parts = list(
+            oc.chat(
+                model="agent", messages=ask, tools=[OLLAMA_WEATHER], options=options, stream=True
+            )
+        )
+        calls = whole.message.tool_calls
+        assert calls
+        assert calls[0].function.name == "get_weather"
+        assert set(calls[0].function.arguments) == {"city"}
+        assert isinstance(calls[0].function.arguments["city"], str)
+        streamed = [c for p in parts for c in p.message.tool_calls or ()]
+        assert [(c.function.name, dict(c.function.arguments)) for c in streamed] == [
+            (c.function.name, dict(c.function.arguments)) for c in calls
+        ]
+        assert parts[-1].done
+        assert parts[-1].eval_count == whole.eval_count
+        # The loop goes on: the result in a tool message, and no tools offered.
+        answer = oc.chat(
+            model="agent",
+            messages=[
+                *ask,
+                whole.message,
+                {"role": "tool", "content": "Sunny, 24 degrees", "tool_name": "get_weather"},
+            ],
+            options={"temperature": 0, "num_predict": 12},
+        )
+        assert answer.message.content
+        assert not answer.message.tool_calls

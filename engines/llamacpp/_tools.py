@@ -156,7 +156,7 @@ def _schema_gbnf(schema: dict[str, Any], rule: str) -> str:
 
 def tools_gbnf(request: GenerateRequest, fmt: ToolFormat) -> str | None:
     """The grammar that forces a call (``required`` or a named function), else None."""
-    if not request.tools or request.tool_choice in ("auto", "none"):
+    if not request.tools or request.tool_choice in (None, "auto", "none"):
         return None
     if request.response_format is not None:
         raise InvalidRequest(

@@ -127,11 +127,10 @@ def _agent_fields(request: GenerateRequest, body: dict[str, Any]) -> None:
             tools.append({"type": "function", "function": function})
         body["tools"] = tools
         choice = request.tool_choice
-        body["tool_choice"] = (
-            {"type": "function", "function": {"name": choice.name}}
-            if isinstance(choice, NamedTool)
-            else choice
-        )
+        if isinstance(choice, NamedTool):
+            body["tool_choice"] = {"type": "function", "function": {"name": choice.name}}
+        elif choice is not None:
+            body["tool_choice"] = choice
         if not request.parallel_tool_calls:
             body["parallel_tool_calls"] = False
     if request.reasoning_effort is not None:

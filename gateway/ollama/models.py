@@ -30,8 +30,9 @@ from ._wire import ShowBody
 __all__ = ["OLLAMA_VERSION", "list_running", "list_tags", "probe", "probe_head", "show", "version"]
 
 # Clients compare this with Ollama releases to switch features on (structured
-# outputs need 0.5 or later), so it must look like an Ollama version, not ours.
-OLLAMA_VERSION = "0.6.3"
+# outputs need 0.5 or later, streamed tool calls 0.8, `think` 0.9), so it must look
+# like an Ollama version, not ours.
+OLLAMA_VERSION = "0.9.0"
 
 _show_decoder = msgspec.json.Decoder(ShowBody)
 # What Ollama reports for a model kept loaded forever (keep_alive -1): now plus the
@@ -213,7 +214,9 @@ async def show(
         "template": "",
         "details": facts.details(),
         "model_info": facts.model_info(),
-        "capabilities": ["completion"],
+        # Every engine takes tools (the in-process one through its generic format
+        # when the template knows none); whether a model thinks is not known here.
+        "capabilities": ["completion", "tools"],
         "modified_at": facts.modified_at,
     }
     return Response(content=msgspec.json.encode(payload), media_type="application/json")

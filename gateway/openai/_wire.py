@@ -200,7 +200,7 @@ class ChatRequest(_Sampling, kw_only=True):
             )
             for t in self.tools or ()
         )
-        choice: ToolChoice = "auto"
+        choice: ToolChoice | None = None
         if isinstance(self.tool_choice, NamedChoice):
             name = self.tool_choice.function.name
             if name not in {t.name for t in tools}:
@@ -211,7 +211,7 @@ class ChatRequest(_Sampling, kw_only=True):
             choice = NamedTool(name=name)
         elif self.tool_choice is not None:
             choice = self.tool_choice
-        if not tools and choice not in ("auto", "none"):
+        if not tools and choice not in (None, "auto", "none"):
             raise _invalid("tool_choice needs tools to choose from", "tool_choice")
         if self.top_logprobs is not None and not self.logprobs:
             raise _invalid("top_logprobs needs logprobs: true", "top_logprobs")

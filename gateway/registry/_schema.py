@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -52,6 +52,9 @@ class Defaults(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
     frequency_penalty: Penalty | None = None
     presence_penalty: Penalty | None = None
     repetition_penalty: RepetitionPenalty | None = None
+    # For requests with tools that name no tool_choice (Ollama's API has none):
+    # "required" makes a model that would not call on its own call every time.
+    tool_choice: Literal["auto", "none", "required"] | None = None
 
 
 class Limits(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):

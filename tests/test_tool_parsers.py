@@ -26,6 +26,7 @@ from engines import (
     NamedTool,
     ReasoningTags,
     TextDelta,
+    ToolCall,
     ToolCallDelta,
     Usage,
     build_engine,
@@ -33,7 +34,7 @@ from engines import (
 from engines.llamacpp import LlamaCppOptions
 from engines.llamacpp._shape import OutputShaper
 from engines.llamacpp._toolparse import FORMATS, CallParser, ToolFormat
-from engines.llamacpp._tools import detect_format
+from engines.llamacpp._tools import detect_format, template_messages
 from gateway.answer import Answer
 
 PARIS = '{"location": "Paris, France", "unit": "celsius"}'
@@ -102,6 +103,40 @@ RECORDED: list[tuple[ToolFormat, str, str, list[tuple[str, str]]]] = [
         [("f", '{"a": 1}')],
     ),
     ("generic", 'Sure: {"tool_calls": []}', None, []),
+    # Arguments as a JSON string whose escapes are not JSON: as written, no crash.
+    (
+        "hermes",
+        '<tool_call>{"name": "f", "arguments": "{\\"path\\": \\"C:\\Users\\"}"}</tool_call>',
+        "",
+        [("f", '"{\\"path\\": \\"C:\\Users\\"}"')],
+    ),
+    # A JSON answer that names no offered function is the answer, not a call.
+    ("llama3", '{"name": "Bob", "age": 3}', None, []),
+    ("llama3", '{"name": "get_weather"}', None, []),
+    (
+        "llama3",
+        '{"type": "function", "function": {"name": "get_weather", "parameters": {"x": 1}}}',
+        "",
+        [("get_weather", '{"x": 1}')],
+    ),
+    # Inside the tags it is a call, with no arguments.
+    ("hermes", '<tool_call>{"name": "get_time"}</tool_call>', "", [("get_time", "{}")]),
+    # Malformed after the arguments: the call stands, the rest of it is dropped.
+    (
+        "hermes",
+        '<tool_call>{"name": "f", "arguments": {"a": [1, 2}} oops</tool_call> Done.',
+        "Done.",
+        [("f", '{"a": [1, 2}}')],
+    ),
+    (
+        "generic",
+        '{"tool_calls": [{"name": "get_time", "arguments": {}}], "x": 1}',
+        "",
+        [("get_time", "{}")],
+    ),
+    # A marker that opens no call keeps the whitespace around it.
+    ("hermes", "Answer: use <tool_call> tags", None, []),
+    ("mistral", "text [TOOL_CALLS] is a token", None, []),
 ]
 
 
@@ -109,8 +144,11 @@ def _pieces(text: str, size: int) -> list[str]:
     return [text[i : i + size] for i in range(0, len(text), size)]
 
 
-def _parse(fmt: ToolFormat, pieces: list[str]) -> Answer:
-    parser = CallParser(fmt, new_id=lambda: "call_x")
+OFFERED = frozenset({"get_weather", "get_time", "f", "g"})
+
+
+def _parse(fmt: ToolFormat, pieces: list[str], *, single: bool = False) -> Answer:
+    parser = CallParser(fmt, single=single, names=OFFERED, new_id=lambda: "call_x")
     answer = Answer()
     for piece in pieces:
         for item in parser.feed(TextDelta(text=piece)):
@@ -143,6 +181,38 @@ def test_arguments_stream_as_they_are_generated() -> None:
     assert len(rest) > 5
     assert all(d.id is None and d.name is None and d.arguments for d in rest)
     assert "".join(d.arguments for d in rest) == PARIS
+
+
+def test_single_drops_later_calls_even_unfinished() -> None:
+    output = (
+        '<tool_call>{"name": "f", "arguments": {}}</tool_call> and <tool_call>{"name": "g", "argu'
+    )
+    for size in (1, 5, len(output)):
+        answer = _parse("hermes", _pieces(output, size), single=True)
+        assert [(c.name, c.arguments) for c in answer.tool_calls] == [("f", "{}")]
+        assert answer.text == "and"
+
+
+def test_long_arguments_are_followed_piece_by_piece() -> None:
+    """An agent writing a file: 200 kB of arguments must not be scanned again per piece."""
+    import time
+
+    body = json.dumps({"path": "a.txt", "content": "x = [1, {'a': \"}\"}]\n" * 10_000})
+    output = f'<tool_call>{{"name": "f", "arguments": {body}}}</tool_call>'
+    started = time.process_time()
+    answer = _parse("hermes", _pieces(output, 4))
+    assert [(c.name, c.arguments) for c in answer.tool_calls] == [("f", body)]
+    # A bound no linear pass comes near; the rescanning one took minutes.
+    assert time.process_time() - started < 30
+
+
+def test_mistral_ids_are_nine_letters_and_digits() -> None:
+    parser = CallParser("mistral")
+    items = parser.feed(TextDelta(text='[TOOL_CALLS][{"name": "f", "arguments": {}}]'))
+    (first,) = [d for d in items if isinstance(d, ToolCallDelta) and d.id]
+    assert first.id is not None
+    assert len(first.id) == 9
+    assert first.id.isalnum()
 
 
 def test_parallel_false_keeps_only_the_first_call() -> None:
@@ -212,7 +282,8 @@ def test_other_tags_can_be_set() -> None:
         ("{% if tools %}<tool_call>{{ tools | tojson }}</tool_call>{% endif %}", ("hermes", True)),
         ("{% if tools %}[AVAILABLE_TOOLS]{{ tools }}[TOOL_CALLS]{% endif %}", ("mistral", True)),
         ("<|start_header_id|>{% if tools %}{{ tools }}<|python_tag|>{% endif %}", ("llama3", True)),
-        ("{% if tools %}{{ tools }}{% endif %}", ("generic", True)),
+        ("{% if tools %}{{ tools }}{% endif %}", ("generic", False)),
+        ("{% if tools %}<tool_call>\n<function={{ name }}>{% endif %}", ("generic", False)),
     ],
 )
 def test_the_family_is_told_from_the_template(
@@ -295,3 +366,62 @@ def test_each_familys_grammar_forces_calls_its_parser_reads(model_path: Path, fm
             else:
                 assert "zone" in arguments
         assert answer.text == ""
+
+
+HISTORY = GenerateRequest(
+    messages=(
+        ChatMessage(role="user", content="Weather and time in Paris?"),
+        ChatMessage(
+            role="assistant",
+            content="",
+            tool_calls=(
+                ToolCall(id="call_abc", name="get_weather", arguments='{"location": "Paris"}'),
+                ToolCall(id="call_def", name="get_time", arguments=""),
+            ),
+        ),
+        ChatMessage(role="tool", content="Sunny", tool_call_id="call_abc"),
+        ChatMessage(role="tool", content="Noon", tool_call_id="call_def"),
+    ),
+    tools=(WEATHER, TIME),
+)
+
+
+def test_a_native_template_gets_calls_as_objects_and_results_named() -> None:
+    messages, tools = template_messages(HISTORY, "hermes", native=True)
+    assert tools is not None
+    assert [t["function"]["name"] for t in tools] == ["get_weather", "get_time"]
+    calls = messages[1]["tool_calls"]
+    assert calls[0]["function"]["arguments"] == {"location": "Paris"}
+    assert calls[1]["function"]["arguments"] == {}
+    assert (messages[2]["tool_call_id"], messages[2]["name"]) == ("call_abc", "get_weather")
+
+
+def test_mistral_templates_get_nine_character_ids_the_same_every_turn() -> None:
+    first, _ = template_messages(HISTORY, "mistral", native=True)
+    again, _ = template_messages(HISTORY, "mistral", native=True)
+    ids = [c["id"] for c in first[1]["tool_calls"]]
+    assert all(len(i) == 9 and i.isalnum() for i in ids)
+    assert ids == [c["id"] for c in again[1]["tool_calls"]]
+    assert [first[2]["tool_call_id"], first[3]["tool_call_id"]] == ids
+
+
+def test_a_template_without_tools_gets_a_prompt_and_plain_turns() -> None:
+    messages, tools = template_messages(HISTORY, "generic", native=False)
+    assert tools is None
+    assert messages[0]["role"] == "system"
+    assert "get_weather" in messages[0]["content"]
+    assert json.loads(messages[2]["content"]) == {
+        "tool_calls": [
+            {"name": "get_weather", "arguments": {"location": "Paris"}},
+            {"name": "get_time", "arguments": {}},
+        ]
+    }
+    # Both results in one user turn, for templates that want turns to alternate.
+    assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
+    assert "Result of get_weather:\nSunny" in messages[3]["content"]
+    assert "Result of get_time:\nNoon" in messages[3]["content"]
+    # A template that takes no system turn: the prompt goes into the first user turn.
+    no_system, _ = template_messages(HISTORY, "generic", native=False, system=False)
+    assert no_system[0]["role"] == "user"
+    assert no_system[0]["content"].startswith("Weather and time in Paris?")
+    assert "get_weather" in no_system[0]["content"]

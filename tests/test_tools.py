@@ -323,3 +323,22 @@ def test_an_ollama_client_gets_tool_calls(ollama_peer: Server) -> None:
         )
         assert answer.message.content
         assert not answer.message.tool_calls
+
+
+def test_a_body_nested_too_deeply_is_a_400(server: Server) -> None:
+    import httpx
+
+    # Inside a schema, where any JSON is allowed: only the depth is wrong.
+    nested = "[" * 100_000 + "]" * 100_000
+    deep = (
+        '{"model": "smol", "messages": [{"role": "user", "content": "hi"}], "tools": '
+        f'[{{"type": "function", "function": {{"name": "f", "parameters": {{"a": {nested}}}}}}}]}}'
+    )
+    reply = httpx.post(
+        f"{server.url}/v1/chat/completions",
+        content=deep,
+        headers={"content-type": "application/json"},
+        timeout=30,
+    )
+    assert reply.status_code == 400
+    assert reply.json()["error"]["code"] == "invalid_json"

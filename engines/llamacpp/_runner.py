@@ -214,18 +214,26 @@ class ModelRunner:
         self._refuse_unfittable(
             sum(len(m.content.encode("utf-8")) for m in request.messages), request
         )
-        messages, tools = template_messages(request, self.native_tools)
         extra: dict[str, Any] = {}
         if request.reasoning_effort is not None:
             # The names templates read: gpt-oss's effort, Qwen 3's switch.
             extra["reasoning_effort"] = request.reasoning_effort
             extra["enable_thinking"] = request.reasoning_effort != "none"
-        try:
-            rendered = self._formatter(messages=messages, tools=tools, **extra)
-        except Exception as exc:  # Jinja errors carry the template's own complaint.
+        # Some templates (Gemma's) refuse a system turn: the tools' prompt then goes
+        # into the first user turn instead.
+        for system in (True, False):
+            messages, tools = template_messages(
+                request, self.tool_format, native=self.native_tools, system=system
+            )
+            try:
+                rendered = self._formatter(messages=messages, tools=tools, **extra)
+                break
+            except Exception as exc:  # noqa: BLE001 - a template raises any kind, for the request
+                error = exc
+        else:
             raise InvalidRequest(
-                f"the chat template rejected these messages: {exc}", param="messages"
-            ) from exc
+                f"the chat template rejected these messages: {error}", param="messages"
+            ) from error
         return rendered.prompt, not rendered.added_special
 
     def prompt_tokens(self, request: GenerateRequest) -> list[int]:
@@ -261,17 +269,16 @@ class ModelRunner:
         text, add_bos = self._render(request)
         tokens = self._tokens(text, add_bos, request)
         tags = request.reasoning
+        gbnf = tools_gbnf(request, self.tool_format) or gbnf_for(request)
+        # A grammar forces the answer at once, thinking opened by the template or not.
+        opened = gbnf is None and tags is not None and text.rstrip().endswith(tags.start)
         return Work(
             job=job,
             request=request,
             tokens=tokens,
             max_tokens=self.budget(request, len(tokens)),
-            gbnf=tools_gbnf(request, self.tool_format) or gbnf_for(request),
-            shaper=OutputShaper(
-                request,
-                self.tool_format,
-                opened=tags is not None and bool(tags.start) and text.rstrip().endswith(tags.start),
-            ),
+            gbnf=gbnf,
+            shaper=OutputShaper(request, self.tool_format, opened=opened),
         )
 
     def generate_blocking(self, request: GenerateRequest) -> list[StreamItem | BaseException]:

@@ -20,7 +20,12 @@ class OutputShaper:
         tags = request.reasoning
         self._thinking = ReasoningSplitter(tags, opened=opened) if chat and tags else None
         offered = chat and request.tools and request.tool_choice != "none"
-        self._calls = CallParser(fmt, single=not request.parallel_tool_calls) if offered else None
+        names = frozenset(tool.name for tool in request.tools)
+        self._calls = (
+            CallParser(fmt, single=not request.parallel_tool_calls, names=names)
+            if offered
+            else None
+        )
 
     def feed(self, item: StreamItem) -> list[StreamItem]:
         if isinstance(item, Finish):

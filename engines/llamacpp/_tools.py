@@ -13,8 +13,10 @@ parse and match their schema, whatever the model.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 from .._calls import FunctionTool, NamedTool, ToolCall
@@ -28,8 +30,13 @@ _ROOT = re.compile(r"^root ::=", re.MULTILINE)
 
 
 def detect_format(template: str | None) -> tuple[ToolFormat, bool]:
-    """The family a chat template writes calls in, and whether it renders ``tools``."""
-    if not template or "tools" not in template:
+    """The family a chat template writes calls in, and whether it renders ``tools``.
+
+    A template of a family not parsed here (Qwen3-Coder's XML calls, Granite,
+    DeepSeek...) is not given the tools: it gets the generic prompt, whose answer
+    can be read, rather than its own syntax, which could not.
+    """
+    if not template or "tools" not in template or "<function=" in template:
         return "generic", False
     if "<tool_call>" in template:
         return "hermes", True
@@ -37,16 +44,17 @@ def detect_format(template: str | None) -> tuple[ToolFormat, bool]:
         return "mistral", True
     if "<|python_tag|>" in template or "<|start_header_id|>" in template:
         return "llama3", True
-    # A template with tools of a family not parsed here: the tools are rendered,
-    # and the answer is read as generic JSON.
-    return "generic", True
+    return "generic", False
 
 
 def _arguments(call: ToolCall, where: str) -> Any:
     # Templates write arguments with `tojson`, as Transformers passes them: an object.
+    # An empty text is what some clients keep for a call without arguments.
+    if not call.arguments.strip():
+        return {}
     try:
         return json.loads(call.arguments)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise InvalidRequest(
             f"{where}: the arguments of tool call {call.id!r} are not JSON", param=where
         ) from None
@@ -81,13 +89,25 @@ def _generic_prompt(request: GenerateRequest) -> str:
     return "\n".join(lines)
 
 
+def _mistral_id(call_id: str) -> str:
+    """Mistral's templates refuse ids but nine letters and digits: others are mapped,
+    the same way every turn, so the conversation still pairs calls with results."""
+    if len(call_id) == 9 and call_id.isascii() and call_id.isalnum():
+        return call_id
+    return hashlib.sha256(call_id.encode("utf-8")).hexdigest()[:9]
+
+
 def template_messages(
-    request: GenerateRequest, native: bool
+    request: GenerateRequest, fmt: ToolFormat, *, native: bool, system: bool = True
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None]:
-    """The messages, and the ``tools`` value, that the chat template is given."""
+    """The messages, and the ``tools`` value, that the chat template is given.
+
+    ``system``: whether the template takes a system turn.
+    """
     messages = request.messages or ()
     offer = bool(request.tools) and request.tool_choice != "none"
     names = _tool_names(messages)
+    ids: Callable[[str], str] = _mistral_id if fmt == "mistral" else str
     out: list[dict[str, Any]] = []
     for i, m in enumerate(messages):
         where = f"messages[{i}]"
@@ -98,14 +118,14 @@ def template_messages(
             if m.tool_calls:
                 entry["tool_calls"] = [
                     {
-                        "id": c.id,
+                        "id": ids(c.id),
                         "type": "function",
                         "function": {"name": c.name, "arguments": _arguments(c, where)},
                     }
                     for c in m.tool_calls
                 ]
             if m.tool_call_id is not None:
-                entry["tool_call_id"] = m.tool_call_id
+                entry["tool_call_id"] = ids(m.tool_call_id)
                 if m.tool_call_id in names and not m.name:
                     entry["name"] = names[m.tool_call_id]
             if m.reasoning:
@@ -115,13 +135,22 @@ def template_messages(
             text = json.dumps({"tool_calls": calls}, ensure_ascii=False)
             entry["content"] = f"{m.content}\n{text}" if m.content else text
         elif m.role == "tool":
-            # Templates without tools know no "tool" turn; its result is told plainly.
+            # Templates without tools know no "tool" turn; its result is told plainly,
+            # and results in a row make one turn, for templates that want turns to
+            # alternate.
             name = names.get(m.tool_call_id or "", m.name or "the function")
-            entry = {"role": "user", "content": f"Result of {name}:\n{m.content}"}
+            result = f"Result of {name}:\n{m.content}"
+            if out and out[-1].get("from_tool"):
+                out[-1]["content"] += f"\n\n{result}"
+                continue
+            entry = {"role": "user", "content": result, "from_tool": True}
         out.append(entry)
+    for entry in out:
+        entry.pop("from_tool", None)
     if offer and not native:
         prompt = _generic_prompt(request)
-        if out and out[0]["role"] in ("system", "developer"):
+        first = out[0]["role"] if out else None
+        if first in ("system", "developer") or (first == "user" and not system):
             out[0] = {**out[0], "content": f"{out[0]['content']}\n\n{prompt}"}
         else:
             out.insert(0, {"role": "system", "content": prompt})

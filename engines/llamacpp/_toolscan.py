@@ -9,12 +9,12 @@ and the object end once they have. What is not JSON of that shape is malformed.
 
 from __future__ import annotations
 
-import contextlib
 import json
 
 __all__ = [
     "CallScan",
     "Malformed",
+    "ValueCursor",
     "expect_key",
     "scan_array",
     "scan_call",
@@ -36,7 +36,7 @@ class _Incomplete(Exception):
 class CallScan:
     """How much of one call object the text holds so far."""
 
-    __slots__ = ("args_end", "args_start", "args_string", "end", "name")
+    __slots__ = ("args_end", "args_start", "args_string", "end", "malformed", "name")
 
     def __init__(self) -> None:
         self.name: str | None = None
@@ -46,6 +46,9 @@ class CallScan:
         self.args_string = False
         # Just past the object's closing brace, once it has one.
         self.end: int | None = None
+        # What follows what was read is not JSON of the expected shape; what was
+        # read (a name, whole arguments) still counts, as it would have streamed.
+        self.malformed = False
 
 
 def skip_space(text: str, i: int) -> int:
@@ -75,35 +78,70 @@ def _string_end(text: str, i: int) -> int:
     raise _Incomplete
 
 
-def _value_end(text: str, i: int) -> int:
-    if i >= len(text):
-        raise _Incomplete
-    char = text[i]
-    if char == '"':
-        return _string_end(text, i)
-    if char in "{[":
-        depth, j = 0, i
-        while j < len(text):
-            char = text[j]
-            if char == '"':
-                j = _string_end(text, j)
-                continue
-            if char in "{[":
-                depth += 1
+class ValueCursor:
+    """Where one JSON value ends, reading each character once as the text grows.
+
+    A call's arguments may run to many kilobytes (an agent writing a file); they
+    are followed with this, piece by piece, instead of scanning the call again.
+    """
+
+    __slots__ = ("_depth", "_escape", "_in_string", "_kind", "pos")
+
+    def __init__(self, start: int) -> None:
+        self.pos = start
+        self._kind = ""
+        self._depth = 0
+        self._in_string = False
+        self._escape = False
+
+    def advance(self, text: str) -> int | None:
+        """Past the value's end once ``text`` holds it, else None (call again later)."""
+        i, n = self.pos, len(text)
+        if not self._kind:
+            if i >= n:
+                return None
+            char = text[i]
+            self._kind = "string" if char == '"' else "nested" if char in "{[" else "literal"
+            if self._kind == "string":
+                self._in_string = True
+                i += 1
+        while i < n:
+            char = text[i]
+            i += 1
+            if self._in_string:
+                if self._escape:
+                    self._escape = False
+                elif char == "\\":
+                    self._escape = True
+                elif char == '"':
+                    self._in_string = False
+                    if self._kind == "string":
+                        self.pos = i
+                        return i
+            elif self._kind == "literal":
+                if char in ",}]" + _SPACE:
+                    self.pos = i - 1
+                    return i - 1
+            elif char == '"':
+                self._in_string = True
+            elif char in "{[":
+                self._depth += 1
             elif char in "}]":
-                depth -= 1
-                if depth == 0:
-                    return j + 1
-            j += 1
+                self._depth -= 1
+                if self._depth == 0:
+                    self.pos = i
+                    return i
+        self.pos = i
+        return None
+
+
+def _value_end(text: str, i: int) -> int:
+    end = ValueCursor(i).advance(text)
+    if end is None:
         raise _Incomplete
-    j = i
-    while j < len(text) and text[j] not in ",}]" + _SPACE:
-        j += 1
-    if j == len(text):
-        raise _Incomplete
-    if j == i:
+    if end == i:
         raise Malformed(f"expected a value at {i}")
-    return j
+    return end
 
 
 def _decode(text: str) -> object:
@@ -132,6 +170,12 @@ def _members(text: str, i: int, scan: CallScan, arg_keys: tuple[str, ...]) -> No
         if key in arg_keys:
             scan.args_start, scan.args_string = i, text[i] == '"'
             i = scan.args_end = _value_end(text, i)
+        elif key == "function" and text[i] == "{":
+            # OpenAI's own shape, which some models write: {"type": "function",
+            # "function": {"name": ..., "arguments": ...}}.
+            _members(text, i, scan, arg_keys)
+            assert scan.end is not None
+            i, scan.end = scan.end, None
         else:
             end = _value_end(text, i)
             if key == "name":
@@ -150,15 +194,20 @@ def _members(text: str, i: int, scan: CallScan, arg_keys: tuple[str, ...]) -> No
 
 
 def scan_call(text: str, i: int, arg_keys: tuple[str, ...]) -> CallScan:
-    """What the call object starting at ``i`` holds so far (raises Malformed)."""
+    """What the call object starting at ``i`` holds so far."""
     scan = CallScan()
-    with contextlib.suppress(_Incomplete):
+    try:
         _members(text, i, scan, arg_keys)
+    except _Incomplete:
+        pass
+    except Malformed:
+        scan.malformed = True
     return scan
 
 
 def scan_array(text: str, i: int, arg_keys: tuple[str, ...]) -> tuple[list[CallScan], int | None]:
-    """The calls of a JSON array of call objects, and the index past its ``]`` if closed."""
+    """The calls of a JSON array of call objects, and the index past its ``]`` if closed
+    (-1: malformed after the calls returned)."""
     calls: list[CallScan] = []
     try:
         i = _expect(text, skip_space(text, i), "[")
@@ -168,6 +217,8 @@ def scan_array(text: str, i: int, arg_keys: tuple[str, ...]) -> tuple[list[CallS
                 return calls, i + 1
             scan = scan_call(text, i, arg_keys)
             calls.append(scan)
+            if scan.malformed:
+                return calls, -1
             if scan.end is None:
                 return calls, None
             i = _next(text, scan.end)
@@ -176,6 +227,8 @@ def scan_array(text: str, i: int, arg_keys: tuple[str, ...]) -> tuple[list[CallS
             i = _expect(text, i, ",")
     except _Incomplete:
         return calls, None
+    except Malformed:
+        return calls, -1
 
 
 def _next(text: str, i: int) -> int:
@@ -203,7 +256,4 @@ def expect_key(text: str, i: int, key: str) -> int | None:
 
 def scan_value(text: str, i: int) -> int | None:
     """Past the JSON value at ``i``, or None while it is incomplete."""
-    try:
-        return _value_end(text, i)
-    except _Incomplete:
-        return None
+    return ValueCursor(i).advance(text)

@@ -31,7 +31,6 @@ _THINK: dict[ReasoningEffort, bool | str] = {
 # The daemon's bound on top_logprobs (it answers 400 past it).
 _MAX_TOP_LOGPROBS = 20
 # What the daemon's Tool type needs when a function takes no arguments.
-_NO_PARAMETERS: dict[str, Any] = {"type": "object", "properties": {}}
 
 
 def chat_messages(request: GenerateRequest) -> list[dict[str, Any]]:
@@ -67,7 +66,7 @@ def _arguments(text: str, i: int) -> dict[str, Any]:
         return {}
     try:
         value = msgspec.json.decode(text)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         value = None
     if not isinstance(value, dict):
         raise InvalidRequest(
@@ -98,7 +97,7 @@ def request_tools(request: GenerateRequest) -> list[Tool] | None:
         function: dict[str, Any] = {"name": tool.name}
         if tool.description:
             function["description"] = tool.description
-        function["parameters"] = tool.parameters or _NO_PARAMETERS
+        function["parameters"] = tool.parameters or {"type": "object", "properties": {}}
         # Validated here, where a schema the client's Tool type refuses (parameters
         # that are not an object) is the request's fault, not the daemon's. That type
         # also keeps only what it knows of a schema (each property's type,

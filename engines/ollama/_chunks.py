@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from uuid import uuid4
+from typing import Protocol
 
 import msgspec
 from ollama import ChatResponse, GenerateResponse
-from ollama._types import Logprob
 
 from .._calls import ReasoningTags, TokenLogprob, TopLogprob
 from .._contract import (
@@ -22,6 +21,7 @@ from .._contract import (
     Usage,
 )
 from .._errors import UpstreamError
+from .._ids import new_call_id
 
 __all__ = ["ChunkReader", "estimate_tokens"]
 
@@ -93,7 +93,7 @@ class ChunkReader:
             items.append(
                 ToolCallDelta(
                     index=self._calls,
-                    id=given if isinstance(given, str) and given else _call_id(),
+                    id=given if isinstance(given, str) and given else new_call_id(),
                     name=call.function.name,
                     arguments=_encode(dict(call.function.arguments)).decode(),
                 )
@@ -152,11 +152,22 @@ class ChunkReader:
         return Finish(finish_reason=reason, usage=usage)
 
 
-def _call_id() -> str:
-    return f"call_{uuid4().hex[:24]}"
+class _Alternative(Protocol):
+    @property
+    def token(self) -> str: ...
+
+    @property
+    def logprob(self) -> float: ...
 
 
-def _logprobs(given: Sequence[Logprob] | None) -> list[TokenLogprob]:
+class _Logprob(_Alternative, Protocol):
+    """The client's logprob entries (its type is not part of its public names)."""
+
+    @property
+    def top_logprobs(self) -> Sequence[_Alternative] | None: ...
+
+
+def _logprobs(given: Sequence[_Logprob] | None) -> list[TokenLogprob]:
     if not given:
         return []
     # The daemon sends each token's bytes, which the client's model drops: the

@@ -6,7 +6,7 @@ from typing import Any
 
 import msgspec
 
-from .._calls import NamedTool, TokenLogprob, TopLogprob
+from .._calls import NamedTool
 from .._contract import (
     ChatMessage,
     FinishReason,
@@ -18,7 +18,9 @@ from .._contract import (
     Usage,
 )
 from .._errors import UpstreamError
+from .._ids import new_call_id
 from ._failures import error_message
+from ._logprobs import chat_logprobs, completion_logprobs
 
 __all__ = ["JSON_HEADERS", "ChunkReader", "generate_body", "normalise_url"]
 
@@ -150,6 +152,8 @@ class ChunkReader:
         self.usage: Usage | None = None
         self.deltas = 0
         self._parts: list[str] = []
+        # The indexes of the tool calls seen so far.
+        self._calls: set[int] = set()
 
     @property
     def text(self) -> str:
@@ -192,7 +196,7 @@ class ChunkReader:
         if not isinstance(text, str) or not text:
             return []
         self._parts.append(text)
-        return [TextDelta(text=text, logprobs=_completion_logprobs(choice.get("logprobs")))]
+        return [TextDelta(text=text, logprobs=completion_logprobs(choice.get("logprobs")))]
 
     def _chat_items(self, choice: dict[str, Any]) -> list[StreamItem]:
         delta = choice.get("delta")
@@ -209,77 +213,41 @@ class ChunkReader:
         text = delta.get("content")
         if isinstance(text, str) and text:
             self._parts.append(text)
-            items.append(TextDelta(text=text, logprobs=_chat_logprobs(choice.get("logprobs"))))
-        for call in delta.get("tool_calls") or ():
-            item = _tool_call(call)
+            items.append(TextDelta(text=text, logprobs=chat_logprobs(choice.get("logprobs"))))
+        calls = delta.get("tool_calls")
+        if calls is not None and not isinstance(calls, list):
+            raise UpstreamError(f"the upstream server sent malformed tool calls: {calls!r:.200}")
+        for call in calls or ():
+            item = self._tool_call(call)
             self._parts.append(item.arguments)
             items.append(item)
         return items
 
-
-def _tool_call(raw: Any) -> ToolCallDelta:
-    if not isinstance(raw, dict) or not isinstance(raw.get("index", 0), int):
-        raise UpstreamError(f"the upstream server sent a malformed tool call: {raw!r:.200}")
-    function = raw.get("function") if isinstance(raw.get("function"), dict) else {}
-    assert isinstance(function, dict)
-    name, arguments = function.get("name"), function.get("arguments")
-    return ToolCallDelta(
-        index=raw.get("index", 0),
-        id=raw["id"] if isinstance(raw.get("id"), str) else None,
-        name=name if isinstance(name, str) else None,
-        arguments=arguments if isinstance(arguments, str) else "",
-    )
-
-
-def _token(raw: dict[str, Any]) -> tuple[str, float, tuple[int, ...]]:
-    token = str(raw.get("token", ""))
-    data = raw.get("bytes")
-    as_bytes = tuple(data) if isinstance(data, list) else tuple(token.encode("utf-8"))
-    logprob = raw.get("logprob")
-    return token, float(logprob) if isinstance(logprob, int | float) else 0.0, as_bytes
-
-
-def _chat_logprobs(raw: Any) -> tuple[TokenLogprob, ...]:
-    content = raw.get("content") if isinstance(raw, dict) else None
-    if not isinstance(content, list):
-        return ()
-    out = []
-    for entry in content:
-        if not isinstance(entry, dict):
-            continue
-        token, logprob, data = _token(entry)
-        top = tuple(
-            TopLogprob(token=t, logprob=lp, bytes=b)
-            for alt in entry.get("top_logprobs") or ()
-            if isinstance(alt, dict)
-            for t, lp, b in (_token(alt),)
+    def _tool_call(self, raw: Any) -> ToolCallDelta:
+        index = raw.get("index", 0) if isinstance(raw, dict) else None
+        function = raw.get("function", {}) if isinstance(raw, dict) else None
+        if not isinstance(index, int) or not isinstance(function, dict):
+            raise UpstreamError(f"the upstream server sent a malformed tool call: {raw!r:.200}")
+        call_id, name, arguments = raw.get("id"), function.get("name"), function.get("arguments")
+        call_id = call_id if isinstance(call_id, str) and call_id else None
+        if index not in self._calls:
+            # A call's first piece must say which call it is: an upstream that sends
+            # no id gets one, so that clients can answer the call.
+            self._calls.add(index)
+            call_id = call_id or new_call_id()
+        return ToolCallDelta(
+            index=index,
+            id=call_id,
+            name=name if isinstance(name, str) and name else None,
+            arguments=arguments if isinstance(arguments, str) else "",
         )
-        out.append(TokenLogprob(token=token, logprob=logprob, bytes=data, top=top))
-    return tuple(out)
 
-
-def _completion_logprobs(raw: Any) -> tuple[TokenLogprob, ...]:
-    if not isinstance(raw, dict) or not isinstance(raw.get("tokens"), list):
-        return ()
-    tokens, logprobs = raw["tokens"], raw.get("token_logprobs") or []
-    tops = raw.get("top_logprobs") or []
-    out = []
-    for k, token in enumerate(tokens):
-        logprob = logprobs[k] if k < len(logprobs) else None
-        alternatives = tops[k] if k < len(tops) and isinstance(tops[k], dict) else {}
-        out.append(
-            TokenLogprob(
-                token=str(token),
-                logprob=float(logprob) if isinstance(logprob, int | float) else 0.0,
-                bytes=tuple(str(token).encode("utf-8")),
-                top=tuple(
-                    TopLogprob(token=t, logprob=float(lp), bytes=tuple(t.encode("utf-8")))
-                    for t, lp in alternatives.items()
-                    if isinstance(lp, int | float)
-                ),
-            )
-        )
-    return tuple(out)
+    @property
+    def final_reason(self) -> FinishReason | None:
+        """The finish reason, "tool_calls" whenever calls came and the limit did not cut."""
+        if self._calls and self.finish_reason == "stop":
+            return "tool_calls"
+        return self.finish_reason
 
 
 def _usage(raw: dict[str, Any]) -> Usage | None:

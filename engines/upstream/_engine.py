@@ -194,7 +194,8 @@ class UpstreamEngine:
                         await _drain(chunks)
             if not reader.done:
                 raise UpstreamError("upstream stream ended without [DONE]")
-            if reader.finish_reason is None:
+            reason = reader.final_reason
+            if reason is None:
                 # llama-cpp-python, for one, ends a request it interrupts this way.
                 raise UpstreamError("upstream stream ended without a finish_reason")
             usage = reader.usage or await settle_usage(
@@ -203,10 +204,10 @@ class UpstreamEngine:
                 request,
                 text=reader.text,
                 deltas=reader.deltas,
-                finish_reason=reader.finish_reason,
+                finish_reason=reason,
                 limit=limit,
             )
-            yield Finish(finish_reason=reader.finish_reason, usage=usage)
+            yield Finish(finish_reason=reason, usage=usage)
         finally:
             self._in_flight -= 1
 

@@ -81,7 +81,8 @@ class _Call:
 
     def whole(self) -> Piece:
         (call,) = self._answer.tool_calls
-        return Piece(tool_calls=(call_out(self.index, call),))
+        shaped = call_out(self.index, call)
+        return Piece(text=shaped) if isinstance(shaped, str) else Piece(tool_calls=(shaped,))
 
 
 async def _lines(
@@ -157,10 +158,11 @@ async def generation_response(
             },
         )
     answer, finish = await started.collect(request.receive)
+    shaped = [call_out(i, call) for i, call in enumerate(answer.tool_calls)]
     piece = Piece(
-        text=answer.text,
+        text=answer.text + "".join(s for s in shaped if isinstance(s, str)),
         thinking=answer.reasoning if thinking else None,
-        tool_calls=tuple(call_out(i, call) for i, call in enumerate(answer.tool_calls)),
+        tool_calls=tuple(s for s in shaped if not isinstance(s, str)),
     )
     payload = {"model": name, "created_at": rfc3339(), **content(piece), "done": True}
     if answer.logprobs:

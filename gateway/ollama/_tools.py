@@ -121,23 +121,21 @@ class ToolPairing:
         return tool_call_id
 
 
-def call_out(index: int, call: ToolCall) -> dict[str, Any]:
+def call_out(index: int, call: ToolCall) -> dict[str, Any] | str:
     """A call as Ollama sends it, with ``function.index`` (0.4.7) and ``id`` (0.12.10).
 
     Clients whose types lack them (the Python client, as of 0.6.3) ignore both.
+    Ollama's wire has room for object arguments only: a call whose arguments are
+    not one (cut by the limit, or not JSON) is given back as the text the model
+    wrote, as Ollama does with output its parser cannot read.
     """
     try:
         arguments = msgspec.json.decode(call.arguments or "{}")
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         arguments = None
     if not isinstance(arguments, dict):
-        # Ollama's wire has room for an object only, and its clients fail to parse an
-        # answer whose arguments are anything else: better an error that says why.
-        raise APIError(
-            502,
-            f"the model called {call.name} with arguments that are not a JSON object: "
-            f"{call.arguments[:200]!r}",
-        )
+        name = msgspec.json.encode(call.name).decode()
+        return f'{{"name": {name}, "arguments": {call.arguments}}}'
     return {
         "id": call.id,
         "function": {"index": index, "name": call.name, "arguments": arguments},

@@ -342,6 +342,8 @@ def decode_body(body: bytes, decoder: msgspec.json.Decoder[R]) -> R:
         raise APIError(400, message, param=param or None, code="invalid_value") from None
     except msgspec.DecodeError as exc:
         raise APIError(400, f"the body is not valid JSON: {exc}", code="invalid_json") from None
+    except RecursionError:
+        raise APIError(400, "the body is nested too deeply", code="invalid_json") from None
 
 
 # Sampling fields that translation clients tuck into `extra_query` (a body key, or URL

@@ -75,6 +75,8 @@ class _ChatFrames:
             call["id"] = item.id
             call["type"] = "function"
             function = {"name": item.name or "", "arguments": item.arguments}
+        elif item.name is not None:
+            function = {"name": item.name, "arguments": item.arguments}
         call["function"] = function
         return self._chunk({"tool_calls": [call]})
 

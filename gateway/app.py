@@ -12,20 +12,20 @@ from litestar import Litestar, Router
 from litestar.di import Provide
 
 from .admin import admin_router, reload_registry
+from .apis.llamaserver import ROUTES as LLAMASERVER_ROUTES
+from .apis.ollama import OPEN_ROUTES as OLLAMA_OPEN_ROUTES
+from .apis.ollama import ollama_router
+from .apis.openai import ROUTES as OPENAI_ROUTES
+from .apis.sakura import ROUTES as SAKURA_ROUTES
+from .apis.sakura.translate import translate
 from .auth import api_guard
 from .dispatch import Dispatcher
 from .errors import exception_handlers
 from .health import health, health_detailed, health_ready
-from .llamaserver import ROUTES as LLAMASERVER_ROUTES
 from .metrics import Metrics, metrics_endpoint
-from .ollama import OPEN_ROUTES as OLLAMA_OPEN_ROUTES
-from .ollama import ollama_router
-from .openai import ROUTES as OPENAI_ROUTES
 from .registry import ConfigError, Registry, load_registry
-from .sakura import ROUTES as SAKURA_ROUTES
 from .settings import Settings
 from .tracing import RequestTracing
-from .translate import translate
 
 __all__ = ["create_app"]
 

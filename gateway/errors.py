@@ -7,6 +7,7 @@ into ``{"error": {"message", "type", "param", "code"}}`` here and nowhere else.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -27,9 +28,13 @@ from engines import (
 __all__ = [
     "APIError",
     "ClientDisconnected",
+    "Handlers",
     "error_body",
     "exception_handlers",
+    "exception_handlers_for",
     "from_engine_error",
+    "http_error",
+    "ollama_body",
 ]
 
 log = logging.getLogger("roundhouse.gateway")
@@ -113,24 +118,11 @@ def error_body(error: APIError) -> dict[str, Any]:
     }
 
 
-def _respond(error: APIError) -> Response[bytes]:
-    return Response(
-        content=msgspec.json.encode(error_body(error)),
-        status_code=error.status,
-        media_type="application/json",
-        headers=error.headers,
-    )
+Handlers = dict[type[Exception] | int, Any]
 
 
-def _api_error(_: Request[Any, Any, Any], exc: APIError) -> Response[bytes]:
-    return _respond(exc)
-
-
-def _engine_error(_: Request[Any, Any, Any], exc: EngineError) -> Response[bytes]:
-    return _respond(from_engine_error(exc))
-
-
-def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
+def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> APIError:
+    """Litestar's own errors (no route, wrong method, body too large) as an APIError."""
     status = exc.status_code
     code: str | None = None
     if status == 404:
@@ -143,18 +135,7 @@ def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response
         code = "request_too_large"
     else:
         message = exc.detail
-    headers = dict(exc.headers or {})
-    path = request.url.path
-    if path.startswith("/api/") and not path.startswith(_NOT_OLLAMA):
-        # No route matched, so no router's handlers ran: answer Ollama's clients in
-        # Ollama's shape all the same.
-        return Response(
-            content=msgspec.json.encode({"error": message}),
-            status_code=status,
-            media_type="application/json",
-            headers=headers,
-        )
-    return _respond(APIError(status, message, code=code, headers=headers))
+    return APIError(status, message, code=code, headers=dict(exc.headers or {}))
 
 
 def _client_gone(request: Request[Any, Any, Any], _: Exception) -> Response[bytes]:
@@ -163,17 +144,61 @@ def _client_gone(request: Request[Any, Any, Any], _: Exception) -> Response[byte
     return Response(content=b"", status_code=499)
 
 
-def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
-    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return _respond(
-        APIError(500, "internal server error; see the gateway log", code="internal_error")
-    )
+def exception_handlers_for(shape: Callable[[APIError], dict[str, Any]]) -> Handlers:
+    """Every error answered with the body ``shape`` gives: one set of handlers per face.
+
+    The statuses are the same on every face; only the envelope differs.
+    """
+
+    def respond(error: APIError) -> Response[bytes]:
+        return Response(
+            content=msgspec.json.encode(shape(error)),
+            status_code=error.status,
+            media_type="application/json",
+            headers=error.headers,
+        )
+
+    def api_error(_: Request[Any, Any, Any], exc: APIError) -> Response[bytes]:
+        return respond(exc)
+
+    def engine_error(_: Request[Any, Any, Any], exc: EngineError) -> Response[bytes]:
+        return respond(from_engine_error(exc))
+
+    def http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
+        return respond(http_error(request, exc))
+
+    def unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+        log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+        return respond(
+            APIError(500, "internal server error; see the gateway log", code="internal_error")
+        )
+
+    return {
+        APIError: api_error,
+        EngineError: engine_error,
+        HTTPException: http,
+        ClientDisconnected: _client_gone,
+        Exception: unexpected,
+    }
 
 
-exception_handlers: dict[type[Exception] | int, Any] = {
-    APIError: _api_error,
-    EngineError: _engine_error,
-    HTTPException: _http_error,
-    ClientDisconnected: _client_gone,
-    Exception: _unexpected,
-}
+def ollama_body(error: APIError) -> dict[str, Any]:
+    """Ollama's envelope, ``{"error": "message"}``."""
+    return {"error": error.message}
+
+
+_ollama = exception_handlers_for(ollama_body)
+_openai = exception_handlers_for(error_body)
+
+
+def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
+    path = request.url.path
+    if path.startswith("/api/") and not path.startswith(_NOT_OLLAMA):
+        # No route matched, so no router's handlers ran: answer Ollama's clients in
+        # Ollama's shape all the same.
+        return _ollama[HTTPException](request, exc)  # type: ignore[no-any-return]
+    return _openai[HTTPException](request, exc)  # type: ignore[no-any-return]
+
+
+# The app's own: OpenAI's envelope, but Ollama's for unmatched /api/ paths.
+exception_handlers: Handlers = {**_openai, HTTPException: _http_error}

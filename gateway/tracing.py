@@ -17,16 +17,16 @@ import json
 import logging
 import time
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-if TYPE_CHECKING:
-    from .metrics import Metrics
+from engines import Finish
 
 __all__ = [
     "JsonFormatter",
+    "Recorder",
     "RequestIdFilter",
     "RequestInfo",
     "RequestTracing",
@@ -39,12 +39,26 @@ HEADER = b"x-request-id"
 MAX_ID_LENGTH = 128
 
 
+class Recorder(Protocol):
+    """What turns a request's facts into figures (``gateway/metrics.py``'s Metrics).
+
+    A protocol here, so that tracing, which dispatch and generation use, depends
+    on no module that depends on them.
+    """
+
+    def request_done(self, info: RequestInfo, endpoint: str, status: int) -> None: ...
+
+    def generation_done(
+        self, info: RequestInfo, first_at: float, finish: Finish | None, *, first_attempt: bool
+    ) -> None: ...
+
+
 class RequestInfo:
     """One request's facts, shared by reference with every task it starts."""
 
     __slots__ = ("deployment", "first_token_seen", "id", "metrics", "model", "start")
 
-    def __init__(self, request_id: str, metrics: Metrics | None = None) -> None:
+    def __init__(self, request_id: str, metrics: Recorder | None = None) -> None:
         self.id = request_id
         self.metrics = metrics
         self.start = time.perf_counter()
@@ -90,7 +104,7 @@ def _client_id(scope: Scope) -> str | None:
 class RequestTracing:
     """Request ids in and out, and the request counter, around an ASGI app."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: Recorder) -> None:
         self.app = app
         self.metrics = metrics
 

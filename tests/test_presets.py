@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from engines import GenerateRequest
+from gateway.apis.sakura.translate import GlossaryEntry, build_messages, glossary_lines
 from gateway.guard import Detector
 from gateway.policy import apply_policy, effective_defaults
 from gateway.presets import PRESETS
@@ -18,7 +19,6 @@ from gateway.registry import (
     ModelSpec,
     parse_registry,
 )
-from gateway.translate import GlossaryEntry, build_messages, glossary_lines
 
 # ruff: noqa: RUF001 - the prompts are Chinese, full-width punctuation included.
 SYSTEM_V1 = (

@@ -6,11 +6,11 @@ from typing import Any
 
 from engines import ModelInfo, State
 
-from ..dispatch import Dispatcher
-from ..errors import APIError
-from ..health import slot_states
-from ..policy import effective_defaults
-from ..registry import Deployment, ModelSpec
+from ...dispatch import Dispatcher
+from ...errors import APIError
+from ...health import slot_states
+from ...policy import effective_defaults
+from ...registry import Deployment, ModelSpec
 
 __all__ = ["model_info", "params", "require_loaded", "slot_id", "slots"]
 

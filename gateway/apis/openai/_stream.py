@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
@@ -20,40 +18,17 @@ from engines import (
     Usage,
 )
 
-from ..errors import error_body, from_engine_error
-from ..generation import Started
-from ..routing import Route
+from ...errors import error_body, from_engine_error
+from ...generation import Started
+from .._common import route_headers
 
 __all__ = [
     "Frames",
-    "created",
-    "new_id",
-    "response_headers",
-    "route_headers",
     "sse_response",
-    "usage_body",
 ]
 
 _encode = msgspec.json.Encoder().encode
 _DONE = b"data: [DONE]\n\n"
-
-
-def new_id(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex}"
-
-
-def usage_body(usage: Usage) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "prompt_tokens": usage.prompt_tokens,
-        "completion_tokens": usage.completion_tokens,
-        "total_tokens": usage.total_tokens,
-        # OpenAI's place for prompt tokens served from a cache (prefix reuse here).
-        "prompt_tokens_details": {"cached_tokens": usage.cached_tokens},
-    }
-    if usage.estimated:
-        # Streams have sent their headers already; the usage object says it instead.
-        body["estimated"] = True
-    return body
 
 
 class Frames(Protocol):
@@ -115,22 +90,3 @@ def sse_response(started: Started, frames: Frames, include_usage: bool) -> Strea
             "X-Roundhouse-Attempts": str(started.attempts),
         },
     )
-
-
-def route_headers(route: Route) -> dict[str, str]:
-    assert route.deployment.name is not None
-    return {"X-Roundhouse-Deployment": route.deployment.name}
-
-
-def response_headers(started: Started, usage: Usage) -> dict[str, str]:
-    headers = {**route_headers(started.route), "X-Roundhouse-Attempts": str(started.attempts)}
-    if usage.estimated:
-        headers["X-Roundhouse-Usage"] = "estimated"
-    if started.guard_retries:
-        # The degeneration guard answered with a later try (see docs/translation.md).
-        headers["X-Roundhouse-Guard-Retries"] = str(started.guard_retries)
-    return headers
-
-
-def created() -> int:
-    return int(time.time())

@@ -14,8 +14,8 @@ import msgspec
 
 from engines import ChatMessage, FunctionTool, GenerateRequest, ReasoningEffort, ResponseFormat
 
-from ..errors import APIError
-from ..sampling import Penalty, Probability, RepetitionPenalty, Temperature, TopK
+from ...errors import APIError
+from ...sampling import Penalty, Probability, RepetitionPenalty, Temperature, TopK
 from ._tools import CallIn, ToolIn, ToolPairing, contract_calls, contract_tools
 
 __all__ = [

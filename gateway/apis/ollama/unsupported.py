@@ -10,7 +10,7 @@ from __future__ import annotations
 from litestar import delete, head, post
 from litestar.params import FromPath
 
-from ..errors import APIError
+from ...errors import APIError
 
 __all__ = ["ROUTES"]
 

@@ -16,14 +16,13 @@ from litestar.di import NamedDependency
 
 from engines import ChatMessage, GenerateRequest
 
-from .dispatch import Dispatcher
-from .errors import APIError
-from .openai._stream import response_headers, usage_body
-from .openai._wire import decode_body
-from .policy import apply_policy
-from .presets import HISTORY_GALTRANSL, PRESETS, Preset
-from .registry import ModelSpec
-from .sampling import PositiveInt
+from ...dispatch import Dispatcher
+from ...errors import APIError
+from ...policy import apply_policy
+from ...presets import HISTORY_GALTRANSL, PRESETS, Preset
+from ...registry import ModelSpec
+from ...sampling import PositiveInt
+from .._common import decode_body, response_headers, usage_body
 
 __all__ = ["GlossaryEntry", "build_messages", "glossary_lines", "translate"]
 

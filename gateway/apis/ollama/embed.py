@@ -11,10 +11,9 @@ from litestar.di import NamedDependency
 
 from engines import EmbedRequest
 
-from ..dispatch import Dispatcher
-from ..errors import APIError
-from ..openai._stream import route_headers
-from ..openai._wire import decode_body
+from ...dispatch import Dispatcher
+from ...errors import APIError
+from .._common import decode_body, route_headers
 from ._names import reported_name, resolve
 from ._wire import EmbedBody, EmbeddingsBody, unload_requested
 

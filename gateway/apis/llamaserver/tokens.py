@@ -10,10 +10,10 @@ from litestar.di import NamedDependency
 
 from engines import EngineUnavailable, State, Tokenizer
 
-from ..dispatch import Dispatcher
-from ..errors import APIError
-from ..generation import unless_disconnected
-from ..openai._wire import decode_body
+from ...dispatch import Dispatcher
+from ...errors import APIError
+from ...generation import unless_disconnected
+from .._common import decode_body
 
 __all__ = ["detokenize", "tokenize"]
 

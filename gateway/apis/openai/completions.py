@@ -10,12 +10,13 @@ from litestar.di import NamedDependency
 
 from engines import FinishReason, GenerateRequest, ReasoningDelta, TextDelta, ToolCallDelta, Usage
 
-from ..dispatch import Dispatcher
-from ..policy import apply_policy
-from ..registry import ModelSpec
+from ...dispatch import Dispatcher
+from ...policy import apply_policy
+from ...registry import ModelSpec
+from .._common import created, decode_body, new_id, response_headers, usage_body
 from ._logprobs import CompletionOffsets
-from ._stream import created, new_id, response_headers, sse_response, usage_body
-from ._wire import CompletionRequest, decode_body, fill_from_extras
+from ._stream import sse_response
+from ._wire import CompletionRequest, fill_from_extras
 
 __all__ = ["create_completion"]
 

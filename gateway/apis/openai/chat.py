@@ -18,13 +18,14 @@ from engines import (
     Usage,
 )
 
-from ..answer import Answer
-from ..dispatch import Dispatcher
-from ..policy import apply_policy
-from ..registry import ModelSpec
+from ...answer import Answer
+from ...dispatch import Dispatcher
+from ...policy import apply_policy
+from ...registry import ModelSpec
+from .._common import created, decode_body, new_id, response_headers, usage_body
 from ._logprobs import chat_logprobs
-from ._stream import created, new_id, response_headers, sse_response, usage_body
-from ._wire import ChatRequest, decode_body, fill_from_extras
+from ._stream import sse_response
+from ._wire import ChatRequest, fill_from_extras
 
 __all__ = ["create_chat_completion"]
 

@@ -10,8 +10,8 @@ from typing import Any
 from litestar import get
 from litestar.di import NamedDependency
 
-from ..dispatch import Dispatcher
-from ..registry import ModelSpec
+from ...dispatch import Dispatcher
+from ...registry import ModelSpec
 
 __all__ = ["core_version", "model_info"]
 

@@ -6,7 +6,6 @@ Unknown fields are accepted and ignored: real clients send ``do_sample``,
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -23,8 +22,8 @@ from engines import (
     ToolChoice,
 )
 
-from ..errors import APIError
-from ..sampling import (
+from ...errors import APIError
+from ...sampling import (
     MinTokens,
     Penalty,
     PositiveInt,
@@ -34,12 +33,12 @@ from ..sampling import (
     TopK,
     min_tokens_fit,
 )
+from .._common import stop_list
 
 __all__ = [
     "ChatRequest",
     "CompletionRequest",
     "EmbeddingRequest",
-    "decode_body",
     "fill_from_extras",
 ]
 
@@ -319,33 +318,6 @@ class EmbeddingRequest(msgspec.Struct, kw_only=True):
     dimensions: int | None = None
 
 
-_PATH = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
-_FIELD = re.compile(r"field `(?P<name>[^`]+)`")
-
-R = TypeVar("R")
-
-
-def decode_body(body: bytes, decoder: msgspec.json.Decoder[R]) -> R:
-    """Decode a request body; every failure is a 400 that names the field."""
-    try:
-        return decoder.decode(body)
-    except msgspec.ValidationError as exc:
-        text = str(exc)
-        match = _PATH.search(text)
-        param = match.group("path") if match else None
-        message = _PATH.sub("", text).replace("`", "")
-        missing = _FIELD.search(text) if "missing required field" in text else None
-        if missing:
-            param = f"{param}.{missing.group('name')}" if param else missing.group("name")
-        if param:
-            message = f"{param}: {message}"
-        raise APIError(400, message, param=param or None, code="invalid_value") from None
-    except msgspec.DecodeError as exc:
-        raise APIError(400, f"the body is not valid JSON: {exc}", code="invalid_json") from None
-    except RecursionError:
-        raise APIError(400, "the body is nested too deeply", code="invalid_json") from None
-
-
 # Sampling fields that translation clients tuck into `extra_query` (a body key, or URL
 # query parameters through the OpenAI SDK) and that mean something here.
 _EXTRAS: dict[str, Any] = {
@@ -378,12 +350,6 @@ def fill_from_extras(body: S, query: Mapping[str, str]) -> S:
                 raise APIError(400, message, param=where, code="invalid_value") from None
             break
     return msgspec.structs.replace(body, **updates) if updates else body
-
-
-def stop_list(stop: str | list[str] | None) -> tuple[str, ...]:
-    if stop is None:
-        return ()
-    return (stop,) if isinstance(stop, str) else tuple(stop)
 
 
 def response_format(fmt: ResponseFormatIn | None) -> ResponseFormat | None:

@@ -14,7 +14,7 @@ import msgspec
 
 from engines import FunctionTool, ToolCall
 
-from ..errors import APIError
+from ...errors import APIError
 
 __all__ = [
     "CallIn",

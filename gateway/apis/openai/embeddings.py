@@ -12,10 +12,10 @@ from litestar.di import NamedDependency
 
 from engines import EmbedRequest
 
-from ..dispatch import Dispatcher
-from ..errors import APIError
-from ._stream import route_headers
-from ._wire import EmbeddingRequest, decode_body
+from ...dispatch import Dispatcher
+from ...errors import APIError
+from .._common import decode_body, route_headers
+from ._wire import EmbeddingRequest
 
 __all__ = ["create_embeddings"]
 

@@ -9,7 +9,7 @@ from litestar import get
 from litestar.di import NamedDependency
 from litestar.params import FromQuery
 
-from ..dispatch import Dispatcher
+from ...dispatch import Dispatcher
 from ._facts import model_info, params, require_loaded, slots
 
 __all__ = ["list_slots", "props"]

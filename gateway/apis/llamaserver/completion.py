@@ -17,14 +17,12 @@ from litestar.response import Stream
 
 from engines import EngineError, Finish, GenerateRequest, TextDelta
 
-from ..dispatch import Dispatcher
-from ..errors import APIError, error_body, from_engine_error
-from ..generation import Started
-from ..openai._stream import response_headers, route_headers
-from ..openai._wire import decode_body, stop_list
-from ..policy import apply_policy
-from ..registry import ModelSpec
-from ..sampling import (
+from ...dispatch import Dispatcher
+from ...errors import APIError, error_body, from_engine_error
+from ...generation import Started
+from ...policy import apply_policy
+from ...registry import ModelSpec
+from ...sampling import (
     MinTokens,
     Penalty,
     Probability,
@@ -33,6 +31,7 @@ from ..sampling import (
     TopK,
     min_tokens_fit,
 )
+from .._common import decode_body, response_headers, route_headers, stop_list
 from ._facts import slot_id
 
 __all__ = ["CompletionBody", "completion", "stop_fields"]

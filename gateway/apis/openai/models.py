@@ -10,8 +10,8 @@ from litestar.params import FromPath
 
 from engines import ModelInfo, State
 
-from ..dispatch import Dispatcher
-from ..registry import ModelSpec
+from ...dispatch import Dispatcher
+from ...registry import ModelSpec
 
 __all__ = ["list_models", "retrieve_model"]
 

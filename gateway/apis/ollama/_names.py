@@ -6,9 +6,9 @@ import contextlib
 
 from engines import State
 
-from ..dispatch import Dispatcher
-from ..errors import APIError
-from ..registry import Deployment, ModelSpec
+from ...dispatch import Dispatcher
+from ...errors import APIError
+from ...registry import Deployment, ModelSpec
 
 __all__ = ["display_name", "ready_deployment", "reported_name", "resolve"]
 

@@ -18,11 +18,11 @@ from litestar.di import NamedDependency
 
 from engines import ModelInfo
 
-from ..dispatch import Dispatcher
-from ..errors import APIError
-from ..openai._wire import decode_body
-from ..policy import effective_defaults
-from ..registry import Deployment, ModelSpec
+from ...dispatch import Dispatcher
+from ...errors import APIError
+from ...policy import effective_defaults
+from ...registry import Deployment, ModelSpec
+from .._common import decode_body
 from ._clock import rfc3339
 from ._names import display_name, ready_deployment, resolve
 from ._wire import ShowBody

@@ -10,10 +10,10 @@ from litestar.di import NamedDependency
 
 from engines import ChatMessage, GenerateRequest
 
-from ..dispatch import Dispatcher
-from ..openai._wire import decode_body
-from ..policy import apply_policy
-from ..registry import ModelSpec
+from ...dispatch import Dispatcher
+from ...policy import apply_policy
+from ...registry import ModelSpec
+from .._common import decode_body
 from ._clock import Timing
 from ._names import resolve
 from ._stream import Piece, generation_response, lifecycle_response

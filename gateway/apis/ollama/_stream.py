@@ -23,12 +23,12 @@ from engines import (
     ToolCallDelta,
 )
 
-from ..answer import Answer
-from ..dispatch import Dispatcher
-from ..errors import APIError, from_engine_error
-from ..generation import Started
-from ..openai._stream import response_headers, route_headers
-from ..registry import ModelSpec
+from ...answer import Answer
+from ...dispatch import Dispatcher
+from ...errors import APIError, from_engine_error
+from ...generation import Started
+from ...registry import ModelSpec
+from .._common import response_headers, route_headers
 from ._clock import Timing, rfc3339
 from ._errors import error_line
 from ._names import reported_name

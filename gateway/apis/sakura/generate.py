@@ -15,12 +15,11 @@ from litestar.di import NamedDependency
 
 from engines import GenerateRequest
 
-from ..dispatch import Dispatcher
-from ..openai._stream import response_headers
-from ..openai._wire import decode_body
-from ..policy import apply_policy
-from ..registry import ModelSpec
-from ..sampling import Penalty, PositiveInt, Probability, RepetitionPenalty, Temperature, TopK
+from ...dispatch import Dispatcher
+from ...policy import apply_policy
+from ...registry import ModelSpec
+from ...sampling import Penalty, PositiveInt, Probability, RepetitionPenalty, Temperature, TopK
+from .._common import decode_body, response_headers
 
 __all__ = ["generate"]
 

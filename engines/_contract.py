@@ -31,6 +31,7 @@ __all__ = [
     "Halt",
     "Health",
     "ModelInfo",
+    "PromptCounter",
     "ReasoningDelta",
     "ResponseFormat",
     "SlotState",
@@ -310,6 +311,17 @@ class Batching(Protocol):
     """An optional engine capability: figures of its shared decode batch."""
 
     def step_stats(self) -> StepStats: ...
+
+
+@runtime_checkable
+class PromptCounter(Protocol):
+    """An optional engine capability: the exact prompt tokens of a chat request.
+
+    The prompt as the engine would build it (template, tools and special tokens
+    included), counted without generating: Anthropic's ``count_tokens``.
+    """
+
+    async def count_prompt(self, request: GenerateRequest) -> int: ...
 
 
 @runtime_checkable

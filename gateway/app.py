@@ -12,10 +12,12 @@ from litestar import Litestar, Router
 from litestar.di import Provide
 
 from .admin import admin_router, reload_registry
+from .apis.anthropic import anthropic_router
 from .apis.llamaserver import ROUTES as LLAMASERVER_ROUTES
 from .apis.ollama import OPEN_ROUTES as OLLAMA_OPEN_ROUTES
 from .apis.ollama import ollama_router
 from .apis.openai import ROUTES as OPENAI_ROUTES
+from .apis.responses import ROUTES as RESPONSES_ROUTES
 from .apis.sakura import ROUTES as SAKURA_ROUTES
 from .apis.sakura.translate import translate
 from .auth import api_guard
@@ -92,10 +94,12 @@ def create_app(
         # Ollama's /api/... routes without shadowing them.
         route_handlers=[
             *OPENAI_ROUTES,
+            *RESPONSES_ROUTES,
             *LLAMASERVER_ROUTES,
             *SAKURA_ROUTES,
             translate,
             ollama_router(),
+            anthropic_router(),
         ],
         guards=[api_guard(settings.api_keys, settings.basic_auth)] if secured else [],
     )

@@ -47,6 +47,8 @@ def api_guard(keys: Sequence[SecretStr], basic: SecretStr | None = None) -> Guar
         scheme, _sep, token = header.partition(" ")
         scheme = scheme.lower()
         offered = token.strip().encode() if scheme == "bearer" else b""
+        # Anthropic's clients send their key as x-api-key instead.
+        offered = offered or connection.headers.get("x-api-key", "").strip().encode()
         # Compare against every secret, so the time taken says nothing about which matched.
         matched = False
         for secret in secrets:

@@ -244,5 +244,9 @@ class LlamaCppEngine:
     async def tokenize(self, text: str, *, add_special: bool) -> list[int]:
         return await self._call(self._text, lambda runner: runner.tokenize(text, add_special))
 
+    async def count_prompt(self, request: GenerateRequest) -> int:
+        tokens = await self._call(self._text, lambda runner: runner.prompt_tokens(request))
+        return len(tokens)
+
     async def detokenize(self, tokens: list[int]) -> str:
         return await self._call(self._text, lambda runner: runner.detokenize(tokens))

@@ -5,9 +5,11 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
 import msgspec
+from litestar.response import Stream
 
 from engines import Usage
 
@@ -18,10 +20,13 @@ from ..routing import Route
 __all__ = [
     "created",
     "decode_body",
+    "invalid",
     "new_id",
     "response_headers",
     "route_headers",
     "stop_list",
+    "stream_response",
+    "unsupported",
     "usage_body",
 ]
 
@@ -94,3 +99,29 @@ def response_headers(started: Started, usage: Usage) -> dict[str, str]:
 
 def created() -> int:
     return int(time.time())
+
+
+def stream_response(
+    started: Started, body: AsyncIterator[bytes], media_type: str = "text/event-stream"
+) -> Stream:
+    """A streamed answer, with the headers that keep proxies from buffering it."""
+    return Stream(
+        body,
+        media_type=media_type,
+        headers={
+            "Cache-Control": "no-cache",
+            "X-Accel-Buffering": "no",
+            **route_headers(started.route),
+            "X-Roundhouse-Attempts": str(started.attempts),
+        },
+    )
+
+
+def invalid(message: str, param: str) -> APIError:
+    """A 400 for a value that is wrong, naming its field."""
+    return APIError(400, message, param=param, code="invalid_value")
+
+
+def unsupported(message: str, param: str) -> APIError:
+    """A 400 for a field that would change the answer and cannot be honoured here."""
+    return APIError(400, message, param=param, code="unsupported")

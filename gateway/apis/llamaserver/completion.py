@@ -13,7 +13,6 @@ from typing import Any
 import msgspec
 from litestar import Request, Response, post
 from litestar.di import NamedDependency
-from litestar.response import Stream
 
 from engines import EngineError, Finish, GenerateRequest, TextDelta
 
@@ -31,7 +30,7 @@ from ...sampling import (
     TopK,
     min_tokens_fit,
 )
-from .._common import decode_body, response_headers, route_headers, stop_list
+from .._common import decode_body, response_headers, stop_list, stream_response
 from ._facts import slot_id
 
 __all__ = ["CompletionBody", "completion", "stop_fields"]
@@ -151,16 +150,7 @@ async def completion(
     started = await dispatcher.generate(model.name, build, request.receive)
     id_slot = slot_id(dispatcher, started.route.deployment)
     if body.stream:
-        return Stream(
-            _events(started, id_slot),
-            media_type="text/event-stream",
-            headers={
-                "Cache-Control": "no-cache",
-                "X-Accel-Buffering": "no",
-                **route_headers(started.route),
-                "X-Roundhouse-Attempts": str(started.attempts),
-            },
-        )
+        return stream_response(started, _events(started, id_slot))
     answer, finish = await started.collect(request.receive)
     text = answer.text
     return Response(

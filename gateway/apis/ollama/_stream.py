@@ -12,7 +12,6 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response
-from litestar.response import Stream
 
 from engines import (
     EngineError,
@@ -28,7 +27,7 @@ from ...dispatch import Dispatcher
 from ...errors import APIError, from_engine_error
 from ...generation import Started
 from ...registry import ModelSpec
-from .._common import response_headers, route_headers
+from .._common import response_headers, stream_response
 from ._clock import Timing, rfc3339
 from ._errors import error_line
 from ._names import reported_name
@@ -147,15 +146,10 @@ async def generation_response(
     timing.mark_first()
     name = reported_name(requested, model, started.route.model)
     if stream:
-        return Stream(
+        return stream_response(
+            started,
             _lines(started, name, content, timing, thinking=thinking),
-            media_type="application/x-ndjson",
-            headers={
-                "Cache-Control": "no-cache",
-                "X-Accel-Buffering": "no",
-                **route_headers(started.route),
-                "X-Roundhouse-Attempts": str(started.attempts),
-            },
+            "application/x-ndjson",
         )
     answer, finish = await started.collect(request.receive)
     shaped = [call_out(i, call) for i, call in enumerate(answer.tool_calls)]

@@ -20,7 +20,7 @@ from engines import (
 
 from ...errors import error_body, from_engine_error
 from ...generation import Started
-from .._common import route_headers
+from .._common import stream_response
 
 __all__ = [
     "Frames",
@@ -80,13 +80,4 @@ async def _events(started: Started, frames: Frames, include_usage: bool) -> Asyn
 
 
 def sse_response(started: Started, frames: Frames, include_usage: bool) -> Stream:
-    return Stream(
-        _events(started, frames, include_usage),
-        media_type="text/event-stream",
-        headers={
-            "Cache-Control": "no-cache",
-            "X-Accel-Buffering": "no",
-            **route_headers(started.route),
-            "X-Roundhouse-Attempts": str(started.attempts),
-        },
-    )
+    return stream_response(started, _events(started, frames, include_usage))

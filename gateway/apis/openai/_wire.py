@@ -33,7 +33,7 @@ from ...sampling import (
     TopK,
     min_tokens_fit,
 )
-from .._common import stop_list
+from .._common import invalid, stop_list, unsupported
 
 __all__ = [
     "ChatRequest",
@@ -203,7 +203,7 @@ class ChatRequest(_Sampling, kw_only=True):
         if isinstance(self.tool_choice, NamedChoice):
             name = self.tool_choice.function.name
             if name not in {t.name for t in tools}:
-                raise _invalid(
+                raise invalid(
                     f"tool_choice names the function {name!r}, which is not among the tools",
                     "tool_choice",
                 )
@@ -211,9 +211,9 @@ class ChatRequest(_Sampling, kw_only=True):
         elif self.tool_choice is not None:
             choice = self.tool_choice
         if not tools and choice not in (None, "auto", "none"):
-            raise _invalid("tool_choice needs tools to choose from", "tool_choice")
+            raise invalid("tool_choice needs tools to choose from", "tool_choice")
         if self.top_logprobs is not None and not self.logprobs:
-            raise _invalid("top_logprobs needs logprobs: true", "top_logprobs")
+            raise invalid("top_logprobs needs logprobs: true", "top_logprobs")
         return {
             "tools": tools,
             "tool_choice": choice,
@@ -225,22 +225,14 @@ class ChatRequest(_Sampling, kw_only=True):
     def _refuse_unsupported(self) -> None:
         if self.functions is not None or self.function_call is not None:
             field = "functions" if self.functions is not None else "function_call"
-            raise _unsupported(f"{field} is the deprecated form of tools; send tools", field)
+            raise unsupported(f"{field} is the deprecated form of tools; send tools", field)
         if self.logit_bias:
-            raise _unsupported("logit_bias is not supported", "logit_bias")
+            raise unsupported("logit_bias is not supported", "logit_bias")
         if self.audio is not None or (self.modalities and set(self.modalities) != {"text"}):
             field = "audio" if self.audio is not None else "modalities"
-            raise _unsupported("only text output is supported", field)
+            raise unsupported("only text output is supported", field)
         if self.web_search_options is not None:
-            raise _unsupported("web search is not supported", "web_search_options")
-
-
-def _invalid(message: str, param: str) -> APIError:
-    return APIError(400, message, param=param, code="invalid_value")
-
-
-def _unsupported(message: str, param: str) -> APIError:
-    return APIError(400, message, param=param, code="unsupported")
+            raise unsupported("web search is not supported", "web_search_options")
 
 
 def _chat_message(i: int, msg: Message) -> ChatMessage:
@@ -259,12 +251,12 @@ def _chat_message(i: int, msg: Message) -> ChatMessage:
             texts.append(part.text)
         content = "".join(texts)
     if msg.role == "tool" and not msg.tool_call_id:
-        raise _invalid(
+        raise invalid(
             f"messages[{i}]: a tool message needs the tool_call_id it answers",
             f"messages[{i}].tool_call_id",
         )
     if msg.tool_calls and msg.role != "assistant":
-        raise _invalid(
+        raise invalid(
             f"messages[{i}]: only assistant messages carry tool_calls", f"messages[{i}].tool_calls"
         )
     calls = tuple(
@@ -292,11 +284,11 @@ class CompletionRequest(_Sampling, kw_only=True):
 
     def refuse_unsupported(self) -> None:
         if self.suffix:
-            raise _unsupported("suffix (fill in the middle) is not supported", "suffix")
+            raise unsupported("suffix (fill in the middle) is not supported", "suffix")
         if self.logit_bias:
-            raise _unsupported("logit_bias is not supported", "logit_bias")
+            raise unsupported("logit_bias is not supported", "logit_bias")
         if self.echo and self.logprobs is not None:
-            raise _unsupported("logprobs of an echoed prompt are not supported", "logprobs")
+            raise unsupported("logprobs of an echoed prompt are not supported", "logprobs")
 
     def prompt_text(self) -> str:
         if isinstance(self.prompt, str):

@@ -1,0 +1,22 @@
+"""Anthropic's Messages API (``/v1/messages``), for every registry model.
+
+``anthropic_router`` carries its own exception handlers, so Anthropic's clients
+(Claude Code, the SDKs) get ``{"type": "error", "error": {...}}`` while the
+OpenAI routes keep their envelope.
+"""
+
+from litestar import Router
+
+from ._errors import exception_handlers
+from .messages import count_tokens, create_message
+
+__all__ = ["anthropic_router"]
+
+
+def anthropic_router() -> Router:
+    """The /v1/messages routes; nest it in the guarded API router so keys apply."""
+    return Router(
+        path="/",
+        route_handlers=[create_message, count_tokens],
+        exception_handlers=exception_handlers,
+    )

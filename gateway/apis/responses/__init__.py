@@ -1,0 +1,10 @@
+"""OpenAI's Responses API (``/v1/responses``), stateless, for every registry model.
+
+Its errors are OpenAI's envelope, the app's own handlers.
+"""
+
+from .create import create_response
+
+__all__ = ["ROUTES"]
+
+ROUTES = [create_response]

@@ -37,8 +37,13 @@ class Answer:
         self._calls: dict[int, _Call] = {}
         self.logprobs: list[TokenLogprob] = []
         self.finish: Finish | None = None
+        # Every delta in the order it came, for faces whose answer keeps that order
+        # (Anthropic's blocks, the Responses API's items).
+        self.items: list[StreamItem] = []
 
     def add(self, item: StreamItem) -> None:
+        if not isinstance(item, Finish):
+            self.items.append(item)
         if isinstance(item, TextDelta):
             self._text.append(item.text)
             self.logprobs.extend(item.logprobs)

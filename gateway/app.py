@@ -13,6 +13,7 @@ from litestar.di import Provide
 
 from .admin import admin_router, reload_registry
 from .apis.anthropic import anthropic_router
+from .apis.anthropic import error_body as anthropic_error_body
 from .apis.llamaserver import ROUTES as LLAMASERVER_ROUTES
 from .apis.ollama import OPEN_ROUTES as OLLAMA_OPEN_ROUTES
 from .apis.ollama import ollama_router
@@ -22,7 +23,7 @@ from .apis.sakura import ROUTES as SAKURA_ROUTES
 from .apis.sakura.translate import translate
 from .auth import api_guard
 from .dispatch import Dispatcher
-from .errors import exception_handlers
+from .errors import app_exception_handlers
 from .health import health, health_detailed, health_ready
 from .metrics import Metrics, metrics_endpoint
 from .registry import ConfigError, Registry, load_registry
@@ -122,7 +123,7 @@ def create_app(
             "dispatcher": Provide(provide_dispatcher),
             "metrics": Provide(provide_metrics),
         },
-        exception_handlers=exception_handlers,
+        exception_handlers=app_exception_handlers({"/v1/messages": anthropic_error_body}),
         lifespan=[lifespan],
         request_max_body_size=settings.max_body_bytes,
         openapi_config=None,

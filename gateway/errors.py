@@ -29,8 +29,8 @@ __all__ = [
     "APIError",
     "ClientDisconnected",
     "Handlers",
+    "app_exception_handlers",
     "error_body",
-    "exception_handlers",
     "exception_handlers_for",
     "from_engine_error",
     "http_error",
@@ -187,18 +187,28 @@ def ollama_body(error: APIError) -> dict[str, Any]:
     return {"error": error.message}
 
 
-_ollama = exception_handlers_for(ollama_body)
-_openai = exception_handlers_for(error_body)
+def app_exception_handlers(
+    by_prefix: dict[str, Callable[[APIError], dict[str, Any]]] | None = None,
+) -> Handlers:
+    """The app's own handlers: OpenAI's envelope, but the face's for its unmatched paths.
 
+    When no route matched, no router's handlers ran: a client of Ollama's API (under
+    ``/api/``) or of another face (``by_prefix``) still gets its own envelope.
+    """
+    openai = exception_handlers_for(error_body)
+    faces = [
+        (prefix, exception_handlers_for(shape)[HTTPException])
+        for prefix, shape in (by_prefix or {}).items()
+    ]
+    ollama = exception_handlers_for(ollama_body)[HTTPException]
 
-def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
-    path = request.url.path
-    if path.startswith("/api/") and not path.startswith(_NOT_OLLAMA):
-        # No route matched, so no router's handlers ran: answer Ollama's clients in
-        # Ollama's shape all the same.
-        return _ollama[HTTPException](request, exc)  # type: ignore[no-any-return]
-    return _openai[HTTPException](request, exc)  # type: ignore[no-any-return]
+    def http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
+        path = request.url.path
+        for prefix, handler in faces:
+            if path.startswith(prefix):
+                return handler(request, exc)  # type: ignore[no-any-return]
+        if path.startswith("/api/") and not path.startswith(_NOT_OLLAMA):
+            return ollama(request, exc)  # type: ignore[no-any-return]
+        return openai[HTTPException](request, exc)  # type: ignore[no-any-return]
 
-
-# The app's own: OpenAI's envelope, but Ollama's for unmatched /api/ paths.
-exception_handlers: Handlers = {**_openai, HTTPException: _http_error}
+    return {**openai, HTTPException: http}

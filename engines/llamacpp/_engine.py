@@ -245,7 +245,9 @@ class LlamaCppEngine:
         return await self._call(self._text, lambda runner: runner.tokenize(text, add_special))
 
     async def count_prompt(self, request: GenerateRequest) -> int:
-        tokens = await self._call(self._text, lambda runner: runner.prompt_tokens(request))
+        tokens = await self._call(
+            self._text, lambda runner: runner.prompt_tokens(request, fit=False)
+        )
         return len(tokens)
 
     async def detokenize(self, tokens: list[int]) -> str:

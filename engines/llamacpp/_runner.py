@@ -35,6 +35,9 @@ _GGUF_MAGIC = b"GGUF"
 # The Llama object only holds the model, its metadata and its tokenizer; its own
 # context is never decoded on, so it gets the smallest one.
 _HOLDER_CTX = 32
+# A prompt is counted (count_tokens) up to this many contexts long; past that, only
+# a lower bound is given, as for one that is refused.
+_COUNTABLE_CONTEXTS = 4
 
 # llama-cpp-python silences a load by pointing the process's stdout and stderr file
 # descriptors at /dev/null and back; two loads interleaved on different threads can
@@ -183,15 +186,17 @@ class ModelRunner:
 
     # -- prompts ----------------------------------------------------------------
 
-    def _refuse_unfittable(self, n_bytes: int, request: GenerateRequest) -> None:
+    def _refuse_unfittable(self, n_bytes: int, request: GenerateRequest, *, fit: bool) -> None:
         """Refuse a prompt that cannot fit from its size alone, before tokenizing it.
 
         llama.cpp's tokenizer is superlinear on text full of special-token strings,
-        so a huge body must never reach it.
+        so a huge body must never reach it. ``fit`` false: the prompt is only
+        counted, so it may be longer than the context, up to a few contexts.
         """
         fewest = self.vocab.fewest_tokens(n_bytes)
         wanted = request.max_tokens or 1
-        if fewest + wanted > self.n_ctx:
+        room = self.n_ctx if fit else _COUNTABLE_CONTEXTS * self.n_ctx
+        if fewest + (wanted if fit else 0) > room:
             raise ContextLengthExceeded(
                 prompt_tokens=fewest,
                 max_tokens=request.max_tokens,
@@ -200,7 +205,7 @@ class ModelRunner:
                 at_least=True,
             )
 
-    def _render(self, request: GenerateRequest) -> tuple[str, bool]:
+    def _render(self, request: GenerateRequest, *, fit: bool = True) -> tuple[str, bool]:
         """The prompt text, and whether the tokenizer must add BOS to it."""
         if request.messages is None:
             return request.prompt or "", True
@@ -212,7 +217,7 @@ class ModelRunner:
             )
         # A template renders every message's content, so content alone bounds it.
         self._refuse_unfittable(
-            sum(len(m.content.encode("utf-8")) for m in request.messages), request
+            sum(len(m.content.encode("utf-8")) for m in request.messages), request, fit=fit
         )
         extra: dict[str, Any] = {}
         if request.reasoning_effort is not None:
@@ -236,12 +241,16 @@ class ModelRunner:
             ) from error
         return rendered.prompt, not rendered.added_special
 
-    def prompt_tokens(self, request: GenerateRequest) -> list[int]:
-        return self._tokens(*self._render(request), request)
+    def prompt_tokens(self, request: GenerateRequest, *, fit: bool = True) -> list[int]:
+        """The prompt's tokens; ``fit`` false counts one that the context cannot hold."""
+        text, add_bos = self._render(request, fit=fit)
+        return self._tokens(text, add_bos, request, fit=fit)
 
-    def _tokens(self, text: str, add_bos: bool, request: GenerateRequest) -> list[int]:
+    def _tokens(
+        self, text: str, add_bos: bool, request: GenerateRequest, *, fit: bool = True
+    ) -> list[int]:
         data = text.encode("utf-8")
-        self._refuse_unfittable(len(data), request)
+        self._refuse_unfittable(len(data), request, fit=fit)
         tokens: list[int] = self._llm.tokenize(data, add_bos=add_bos, special=True)
         if not tokens:
             raise InvalidRequest("the prompt is empty", param="prompt")

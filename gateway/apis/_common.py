@@ -55,6 +55,8 @@ def decode_body(body: bytes, decoder: msgspec.json.Decoder[R]) -> R:
         raise APIError(400, f"the body is not valid JSON: {exc}", code="invalid_json") from None
     except RecursionError:
         raise APIError(400, "the body is nested too deeply", code="invalid_json") from None
+    except UnicodeDecodeError:
+        raise APIError(400, "the body is not valid UTF-8", code="invalid_json") from None
 
 
 def stop_list(stop: str | list[str] | None) -> tuple[str, ...]:

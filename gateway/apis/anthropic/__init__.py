@@ -7,10 +7,10 @@ OpenAI routes keep their envelope.
 
 from litestar import Router
 
-from ._errors import exception_handlers
+from ._errors import error_body, exception_handlers
 from .messages import count_tokens, create_message
 
-__all__ = ["anthropic_router"]
+__all__ = ["anthropic_router", "error_body"]
 
 
 def anthropic_router() -> Router:

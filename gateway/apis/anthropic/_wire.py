@@ -7,7 +7,6 @@ union: a block type not listed here is a 400 naming its path, never skipped.
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -161,10 +160,19 @@ class _Conversation(msgspec.Struct, kw_only=True):
         out: list[ChatMessage] = []
         if self.system:
             system = self.system
-            text = system if isinstance(system, str) else "".join(b.text for b in system)
+            text = system if isinstance(system, str) else "\n".join(b.text for b in system)
             out.append(ChatMessage(role="system", content=text))
         for i, message in enumerate(self.messages):
             out.extend(_turn(i, message))
+        if self.messages[-1].role == "assistant":
+            # Anthropic continues a final assistant turn (prefill); the engines here
+            # start a new turn after it, which would be a different answer.
+            last = len(self.messages) - 1
+            raise unsupported(
+                "a final assistant turn (prefill) is not supported: the answer would "
+                "start a new turn instead of continuing it",
+                f"messages.{last}",
+            )
         return tuple(out)
 
     def tool_fields(self) -> dict[str, Any]:
@@ -283,7 +291,12 @@ def _turn(i: int, message: Message) -> list[ChatMessage]:
         elif isinstance(block, ToolUseBlock):
             if message.role != "assistant":
                 raise invalid("tool_use blocks belong to assistant turns", where)
-            calls.append(ToolCall(id=block.id, name=block.name, arguments=json.dumps(block.input)))
+            try:
+                # As written: UTF-8, no escapes added to what the model sees again.
+                arguments = msgspec.json.encode(block.input).decode()
+            except RecursionError:
+                raise invalid("the tool input is nested too deeply", where) from None
+            calls.append(ToolCall(id=block.id, name=block.name, arguments=arguments))
         elif isinstance(block, ToolResultBlock):
             if message.role != "user":
                 raise invalid("tool_result blocks belong to user turns", where)
@@ -292,15 +305,18 @@ def _turn(i: int, message: Message) -> list[ChatMessage]:
                     role="tool", content=_result_text(i, k, block), tool_call_id=block.tool_use_id
                 )
             )
-        elif isinstance(block, ThinkingBlock):
+        elif isinstance(block, ThinkingBlock) and message.role == "assistant":
             thinking.append(block.thinking)
-        # Redacted thinking is Anthropic's encryption: nothing here can read it.
+        # Redacted thinking is Anthropic's encryption: nothing here can read it;
+        # thinking in a user turn is nobody's.
     out = results
     if texts or calls or thinking or not results:
         out.append(
             ChatMessage(
                 role=message.role,
-                content="".join(texts),
+                # Separate blocks (Claude Code puts reminders in blocks of their own)
+                # stay apart.
+                content="\n".join(texts),
                 tool_calls=tuple(calls),
                 reasoning="".join(thinking) or None,
             )

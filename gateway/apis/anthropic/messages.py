@@ -9,7 +9,6 @@ not streamed, the same blocks joined.
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import AsyncIterator
 from typing import Any
@@ -24,11 +23,7 @@ from engines import (
     Finish,
     GenerateRequest,
     PromptCounter,
-    ReasoningDelta,
     State,
-    StreamItem,
-    TextDelta,
-    ToolCallDelta,
 )
 
 from ...dispatch import Dispatcher
@@ -37,6 +32,7 @@ from ...generation import Started, unless_disconnected
 from ...policy import apply_policy
 from ...registry import ModelSpec
 from .._common import decode_body, new_id, response_headers, stream_response
+from ._blocks import Blocks
 from ._errors import error_body
 from ._wire import CountTokensRequest, MessagesRequest
 
@@ -49,9 +45,13 @@ _encode = msgspec.json.Encoder().encode
 _CHARS_PER_TOKEN = 4
 
 
-def stop_reason(finish: Finish) -> tuple[str, str | None]:
-    """Anthropic's stop_reason and stop_sequence for a Finish."""
-    if finish.finish_reason == "tool_calls":
+def stop_reason(finish: Finish, *, called: bool) -> tuple[str, str | None]:
+    """Anthropic's stop_reason and stop_sequence for a Finish.
+
+    ``called``: whether a tool_use block went out (calls whose arguments were not
+    an object went out as text, and then the turn simply ended).
+    """
+    if finish.finish_reason == "tool_calls" and called:
         return "tool_use", None
     if finish.finish_reason == "length":
         return "max_tokens", None
@@ -68,91 +68,6 @@ def _usage(finish: Finish) -> dict[str, Any]:
         "cache_read_input_tokens": usage.cached_tokens,
         "cache_creation_input_tokens": 0,
     }
-
-
-def _tool_input(arguments: str) -> dict[str, Any] | None:
-    try:
-        value = msgspec.json.decode(arguments or "{}")
-    except (msgspec.DecodeError, RecursionError):
-        return None
-    return value if isinstance(value, dict) else None
-
-
-class _Blocks:
-    """The content blocks, opened and closed as the kinds of items change."""
-
-    def __init__(self) -> None:
-        self.blocks: list[dict[str, Any]] = []
-        self._kind: tuple[str, int] | None = None  # ("text"|"thinking"|"tool", call index)
-        self._arguments: list[str] = []
-
-    def add(self, item: StreamItem) -> list[dict[str, Any]]:
-        """The events this item makes (the non-streamed answer only keeps the blocks)."""
-        if isinstance(item, TextDelta):
-            return self._into(("text", -1), {"type": "text", "text": ""}, item.text, "text_delta")
-        if isinstance(item, ReasoningDelta):
-            thinking = {"type": "thinking", "thinking": "", "signature": ""}
-            return self._into(("thinking", -1), thinking, item.text, "thinking_delta")
-        if isinstance(item, ToolCallDelta):
-            call: dict[str, Any] = {
-                "type": "tool_use",
-                "id": item.id or "",
-                "name": item.name or "",
-                "input": {},
-            }
-            return self._into(("tool", item.index), call, item.arguments, "input_json_delta")
-        return self.close()
-
-    def _into(
-        self, kind: tuple[str, int], start: dict[str, Any], piece: str, delta: str
-    ) -> list[dict[str, Any]]:
-        events: list[dict[str, Any]] = []
-        if self._kind != kind:
-            events += self.close()
-            self._kind = kind
-            self.blocks.append(start)
-            events.append(
-                {
-                    "type": "content_block_start",
-                    "index": len(self.blocks) - 1,
-                    # A copy: the block grows with the deltas after this event.
-                    "content_block": copy.deepcopy(start),
-                }
-            )
-        if not piece:
-            return events
-        block, index = self.blocks[-1], len(self.blocks) - 1
-        if delta == "text_delta":
-            block["text"] += piece
-            payload = {"type": delta, "text": piece}
-        elif delta == "thinking_delta":
-            block["thinking"] += piece
-            payload = {"type": delta, "thinking": piece}
-        else:
-            self._arguments.append(piece)
-            payload = {"type": delta, "partial_json": piece}
-        events.append({"type": "content_block_delta", "index": index, "delta": payload})
-        return events
-
-    def close(self) -> list[dict[str, Any]]:
-        if self._kind is None:
-            return []
-        index = len(self.blocks) - 1
-        if self._kind[0] == "tool":
-            arguments = "".join(self._arguments)
-            self._arguments = []
-            parsed = _tool_input(arguments)
-            block = self.blocks[index]
-            if parsed is None:
-                # Cut by max_tokens, or not an object: Anthropic's wire has room for an
-                # object only; the call goes back as the text the model wrote.
-                name = _encode(block["name"]).decode()
-                text = f'{{"name": {name}, "arguments": {arguments}}}'
-                self.blocks[index] = {"type": "text", "text": text}
-            else:
-                block["input"] = parsed
-        self._kind = None
-        return [{"type": "content_block_stop", "index": index}]
 
 
 def _message(model: str, message_id: str) -> dict[str, Any]:
@@ -179,13 +94,13 @@ async def _events(started: Started, model: str) -> AsyncIterator[bytes]:
     usage = {"input_tokens": 0, "output_tokens": 0}
     yield _sse({"type": "message_start", "message": {**message, "usage": usage}})
     yield _sse({"type": "ping"})
-    blocks = _Blocks()
+    blocks = Blocks()
     try:
         async for item in started.items():
             for event in blocks.add(item):
                 yield _sse(event)
             if isinstance(item, Finish):
-                reason, sequence = stop_reason(item)
+                reason, sequence = stop_reason(item, called=blocks.called)
                 yield _sse(
                     {
                         "type": "message_delta",
@@ -215,15 +130,12 @@ async def create_message(
     if body.stream:
         return stream_response(started, _events(started, model))
     answer, finish = await started.collect(request.receive)
-    blocks = _Blocks()
-    if answer.reasoning is not None:
-        blocks.add(ReasoningDelta(text=answer.reasoning))
-    if answer.text:
-        blocks.add(TextDelta(text=answer.text))
-    for index, call in enumerate(answer.tool_calls):
-        blocks.add(ToolCallDelta(index=index, id=call.id, name=call.name, arguments=call.arguments))
+    # The same items through the same blocks as a stream: the same answer.
+    blocks = Blocks()
+    for item in answer.items:
+        blocks.add(item)
     blocks.close()
-    reason, sequence = stop_reason(finish)
+    reason, sequence = stop_reason(finish, called=blocks.called)
     payload = {
         **_message(model, new_id("msg")),
         "content": blocks.blocks,

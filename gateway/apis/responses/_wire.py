@@ -55,8 +55,12 @@ class NamedFunction(msgspec.Struct, kw_only=True):
     name: str
 
 
+# The API's efforts above "high" are the most the contract can ask for.
+_EFFORT: dict[str, ReasoningEffort] = {"xhigh": "high", "max": "high"}
+
+
 class Reasoning(msgspec.Struct, kw_only=True):
-    effort: ReasoningEffort | None = None
+    effort: ReasoningEffort | Literal["xhigh", "max"] | None = None
     summary: str | None = None
 
 
@@ -88,21 +92,30 @@ class ResponsesRequest(msgspec.Struct, kw_only=True):
     previous_response_id: str | None = None
     background: bool | None = None
     conversation: Any = None
+    # A stored prompt template, and other fields that would change the answer.
+    prompt: Any = None
     top_logprobs: int | None = None
+    max_tool_calls: int | None = None
+    include: list[str] | None = None
 
-    def check(self) -> None:
+    def _refuse(self) -> None:
         """Refuse what would need state, or would change the answer unseen."""
-        for field in ("previous_response_id", "conversation"):
+        for field in ("previous_response_id", "conversation", "prompt"):
             if getattr(self, field):
                 raise _stateless(field)
         if self.store:
             raise _stateless("store")
         if self.background:
             raise _stateless("background")
-        if self.top_logprobs:
-            raise unsupported("top_logprobs is not supported on /v1/responses", "top_logprobs")
+        logprobs = any("logprobs" in entry for entry in self.include or ())
+        if self.top_logprobs or logprobs:
+            field = "top_logprobs" if self.top_logprobs else "include"
+            raise unsupported(f"{field}: logprobs are not served on /v1/responses", field)
+        if self.max_tool_calls is not None:
+            raise unsupported("max_tool_calls is not supported", "max_tool_calls")
 
     def generate_request(self) -> GenerateRequest:
+        self._refuse()
         tools = self._tools()
         choice: ToolChoice | None = None
         if isinstance(self.tool_choice, NamedFunction):
@@ -126,8 +139,14 @@ class ResponsesRequest(msgspec.Struct, kw_only=True):
             tools=tools,
             tool_choice=choice,
             parallel_tool_calls=self.parallel_tool_calls is not False,
-            reasoning_effort=self.reasoning.effort if self.reasoning else None,
+            reasoning_effort=self._effort(),
         )
+
+    def _effort(self) -> ReasoningEffort | None:
+        effort = self.reasoning.effort if self.reasoning else None
+        if effort in _EFFORT:
+            return _EFFORT[effort]
+        return effort  # type: ignore[return-value]
 
     def _tools(self) -> tuple[FunctionTool, ...]:
         tools = []

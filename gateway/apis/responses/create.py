@@ -9,7 +9,6 @@ same items whole.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -21,10 +20,6 @@ from engines import (
     EngineError,
     Finish,
     GenerateRequest,
-    ReasoningDelta,
-    StreamItem,
-    TextDelta,
-    ToolCallDelta,
 )
 
 from ...dispatch import Dispatcher
@@ -33,155 +28,13 @@ from ...generation import Started
 from ...policy import apply_policy
 from ...registry import ModelSpec
 from .._common import created, decode_body, new_id, response_headers, stream_response
+from ._items import Items
 from ._wire import ResponsesRequest
 
 __all__ = ["create_response"]
 
 _decoder = msgspec.json.Decoder(ResponsesRequest)
 _encode = msgspec.json.Encoder().encode
-
-
-class _Items:
-    """The output items, started and finished as the kinds of items change."""
-
-    def __init__(self) -> None:
-        self.output: list[dict[str, Any]] = []
-        self._open: tuple[str, int] | None = None  # (kind, call index)
-
-    def add(self, item: StreamItem) -> list[dict[str, Any]]:
-        """The events this item makes, without their sequence numbers."""
-        if isinstance(item, TextDelta):
-            return self._into(("message", -1), item.text)
-        if isinstance(item, ReasoningDelta):
-            return self._into(("reasoning", -1), item.text)
-        if isinstance(item, ToolCallDelta):
-            return self._into(("function_call", item.index), item.arguments, item)
-        return self.close()
-
-    def _start(self, kind: str, call: ToolCallDelta | None) -> dict[str, Any]:
-        if kind == "message":
-            return {
-                "type": "message",
-                "id": new_id("msg"),
-                "status": "in_progress",
-                "role": "assistant",
-                "content": [],
-            }
-        if kind == "reasoning":
-            return {"type": "reasoning", "id": new_id("rs"), "summary": [], "content": []}
-        assert call is not None
-        return {
-            "type": "function_call",
-            "id": new_id("fc"),
-            "call_id": call.id or new_id("call"),
-            "name": call.name or "",
-            "arguments": "",
-            "status": "in_progress",
-        }
-
-    def _into(
-        self, kind: tuple[str, int], piece: str, call: ToolCallDelta | None = None
-    ) -> list[dict[str, Any]]:
-        events: list[dict[str, Any]] = []
-        if self._open != kind:
-            events += self.close()
-            self._open = kind
-            item = self._start(kind[0], call)
-            self.output.append(item)
-            index = len(self.output) - 1
-            events.append(
-                # Copies: the item grows with the events after this one.
-                {
-                    "type": "response.output_item.added",
-                    "output_index": index,
-                    "item": copy.deepcopy(item),
-                }
-            )
-            if kind[0] != "function_call":
-                part = _part(kind[0], "")
-                item["content"].append(part)
-                if kind[0] == "message":
-                    events.append(
-                        {
-                            "type": "response.content_part.added",
-                            "item_id": item["id"],
-                            "output_index": index,
-                            "content_index": 0,
-                            "part": dict(part),
-                        }
-                    )
-        if not piece:
-            return events
-        item, index = self.output[-1], len(self.output) - 1
-        where = {"item_id": item["id"], "output_index": index}
-        if kind[0] == "function_call":
-            item["arguments"] += piece
-            events.append(
-                {"type": "response.function_call_arguments.delta", **where, "delta": piece}
-            )
-            return events
-        item["content"][0]["text"] += piece
-        name = (
-            "response.output_text.delta"
-            if kind[0] == "message"
-            else "response.reasoning_text.delta"
-        )
-        event = {"type": name, **where, "content_index": 0, "delta": piece}
-        if kind[0] == "message":
-            event["logprobs"] = []
-        events.append(event)
-        return events
-
-    def close(self) -> list[dict[str, Any]]:
-        if self._open is None:
-            return []
-        kind, self._open = self._open[0], None
-        item, index = self.output[-1], len(self.output) - 1
-        where = {"item_id": item["id"], "output_index": index}
-        events: list[dict[str, Any]] = []
-        if kind == "function_call":
-            events.append(
-                {
-                    "type": "response.function_call_arguments.done",
-                    **where,
-                    "name": item["name"],
-                    "arguments": item["arguments"],
-                }
-            )
-        else:
-            part = item["content"][0]
-            done = (
-                "response.output_text.done" if kind == "message" else "response.reasoning_text.done"
-            )
-            event = {"type": done, **where, "content_index": 0, "text": part["text"]}
-            if kind == "message":
-                event["logprobs"] = []
-            events.append(event)
-            if kind == "message":
-                events.append(
-                    {
-                        "type": "response.content_part.done",
-                        **where,
-                        "content_index": 0,
-                        "part": copy.deepcopy(part),
-                    }
-                )
-        if "status" in item:
-            item["status"] = "completed"
-        events.append(
-            {
-                "type": "response.output_item.done",
-                "output_index": index,
-                "item": copy.deepcopy(item),
-            }
-        )
-        return events
-
-
-def _part(kind: str, text: str) -> dict[str, Any]:
-    if kind == "message":
-        return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
-    return {"type": "reasoning_text", "text": text}
 
 
 class _Envelope:
@@ -218,7 +71,9 @@ class _Envelope:
             "store": False,
             "temperature": body.temperature,
             "top_p": body.top_p,
-            "text": {"format": {"type": "text"}},
+            "text": {"format": msgspec.to_builtins(body.text.format)}
+            if body.text and body.text.format
+            else {"format": {"type": "text"}},
             "tool_choice": msgspec.to_builtins(choice) if choice is not None else "auto",
             "tools": [msgspec.to_builtins(t) for t in body.tools or ()],
             "truncation": "disabled",
@@ -253,7 +108,7 @@ async def _events(started: Started, envelope: _Envelope) -> AsyncIterator[bytes]
         sequence += 1
         return b"event: " + kind.encode() + b"\ndata: " + _encode(event) + b"\n\n"
 
-    items = _Items()
+    items = Items()
     yield sse({"type": "response.created", "response": envelope.response("in_progress", [])})
     yield sse({"type": "response.in_progress", "response": envelope.response("in_progress", [])})
     try:
@@ -268,7 +123,9 @@ async def _events(started: Started, envelope: _Envelope) -> AsyncIterator[bytes]
         # The 200 is sent already: the stream ends with response.failed instead.
         error = from_engine_error(exc)
         response = envelope.response("failed", items.output)
-        response["error"] = {"code": error.code or "server_error", "message": error.message}
+        # The codes the API's clients know: the cause is in the message.
+        code = "rate_limit_exceeded" if error.status == 429 else "server_error"
+        response["error"] = {"code": code, "message": error.message}
         yield sse({"type": "response.failed", "response": response})
 
 
@@ -277,7 +134,6 @@ async def create_response(
     request: Request[Any, Any, Any], dispatcher: NamedDependency[Dispatcher]
 ) -> Response[Any]:
     body = decode_body(await request.body(), _decoder)
-    body.check()
     wanted = body.generate_request()
 
     def build(model: ModelSpec) -> GenerateRequest:
@@ -288,13 +144,10 @@ async def create_response(
     if body.stream:
         return stream_response(started, _events(started, envelope))
     answer, finish = await started.collect(request.receive)
-    items = _Items()
-    if answer.reasoning is not None:
-        items.add(ReasoningDelta(text=answer.reasoning))
-    if answer.text:
-        items.add(TextDelta(text=answer.text))
-    for index, call in enumerate(answer.tool_calls):
-        items.add(ToolCallDelta(index=index, id=call.id, name=call.name, arguments=call.arguments))
+    # The same items through the same builder as a stream: the same answer.
+    items = Items()
+    for item in answer.items:
+        items.add(item)
     items.close()
     payload = envelope.response(_status(finish), items.output, finish)
     return Response(

@@ -217,3 +217,75 @@ def test_each_profiles_gateway_starts_here(profile: str, model_path: Path, tmp_p
         )
         listed = httpx.get(f"{gateway.url}/v1/models", timeout=5).json()
         assert [m["id"] for m in listed["data"]] == [defaults["ROUNDHOUSE_MODEL_NAME"]]
+
+
+KUBERNETES = ROOT / "deploy" / "kubernetes"
+
+
+def _manifests() -> dict[str, dict[str, Any]]:
+    """Every manifest by kind and name ("Deployment/roundhouse")."""
+    found = {}
+    for path in sorted(KUBERNETES.glob("*.yaml")):
+        if path.name == "kustomization.yaml":
+            continue
+        for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")):
+            assert {"apiVersion", "kind", "metadata"} <= set(doc), path.name
+            found[f"{doc['kind']}/{doc['metadata']['name']}"] = doc
+    return found
+
+
+def test_the_kustomization_lists_every_manifest() -> None:
+    kustomization = yaml.safe_load((KUBERNETES / "kustomization.yaml").read_text())
+    files = {p.name for p in KUBERNETES.glob("*.yaml")} - {"kustomization.yaml"}
+    assert set(kustomization["resources"]) == files
+
+
+def test_the_kubernetes_manifests_hold_together() -> None:
+    """kubeconform and the Kubernetes schemas cannot be fetched here: the structure
+    and the references between the manifests are checked instead."""
+    from gateway.registry import parse_registry
+
+    found = _manifests()
+    registry_map = found["ConfigMap/roundhouse-registry"]
+    registry = parse_registry(
+        registry_map["data"]["registry.yaml"], file="registry.yaml", base=Path("/config"), env={}
+    )
+    engines = {d.engine for m in registry.models for d in m.deployments}
+    assert engines == {"vllm", "llamacpp"}
+    services = {k.split("/")[1]: v for k, v in found.items() if k.startswith("Service/")}
+    for key, deployment in found.items():
+        if not key.startswith("Deployment/"):
+            continue
+        spec = deployment["spec"]
+        labels = spec["template"]["metadata"]["labels"]
+        assert spec["selector"]["matchLabels"].items() <= labels.items(), key
+        (container,) = spec["template"]["spec"]["containers"]
+        assert container["readinessProbe"]["httpGet"]["path"].startswith("/health")
+        assert "livenessProbe" in container
+        assert "resources" in container
+        assert any(s["spec"]["selector"].items() <= labels.items() for s in services.values()), key
+        if container["image"].startswith("roundhouse:"):
+            pod = spec["template"]["spec"]
+            assert pod["securityContext"]["runAsNonRoot"] is True
+            assert pod["terminationGracePeriodSeconds"] > 30
+            mounts = {m["mountPath"] for m in container["volumeMounts"]}
+            assert "/config" in mounts
+    cuda = found["Deployment/roundhouse-cuda"]["spec"]["template"]["spec"]
+    assert cuda["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+    assert cuda["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == 1
+    claims = {
+        v["persistentVolumeClaim"]["claimName"]
+        for v in cuda["volumes"]
+        if "persistentVolumeClaim" in v
+    }
+    assert claims == {"roundhouse-models"}
+    assert "PersistentVolumeClaim/roundhouse-models" in found
+    # The gateways attach to the vLLM Deployment through its Service.
+    (vllm_model,) = [m for m in registry.models if m.deployments[0].engine == "vllm"]
+    url = vllm_model.deployments[0].url or ""
+    assert url.startswith("http://roundhouse-vllm:8000")
+    assert "Service/roundhouse-vllm" in found
+    monitor = found["ServiceMonitor/roundhouse"]
+    gateway_labels = found["Service/roundhouse"]["metadata"]["labels"]
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= gateway_labels.items()
+    assert monitor["spec"]["endpoints"][0]["path"] == "/metrics"

@@ -16,7 +16,7 @@ from engines import (
     ToolCallDelta,
 )
 
-__all__ = ["Answer"]
+__all__ = ["Answer", "Calls"]
 
 
 class _Call:
@@ -28,13 +28,39 @@ class _Call:
         self.arguments: list[str] = []
 
 
+class Calls:
+    """Tool calls joined from their pieces, by index, in the order each first came."""
+
+    def __init__(self) -> None:
+        self._calls: dict[int, _Call] = {}
+
+    def add(self, delta: ToolCallDelta) -> None:
+        call = self._calls.setdefault(delta.index, _Call())
+        call.id = delta.id or call.id
+        call.name = delta.name or call.name
+        call.arguments.append(delta.arguments)
+
+    def by_index(self) -> tuple[ToolCall, ...]:
+        return tuple(_joined(c) for _, c in sorted(self._calls.items()))
+
+    def take(self) -> list[ToolCall]:
+        """The calls so far, in the order each began, which are then forgotten."""
+        calls = [_joined(c) for c in self._calls.values()]
+        self._calls = {}
+        return calls
+
+
+def _joined(call: _Call) -> ToolCall:
+    return ToolCall(id=call.id, name=call.name, arguments="".join(call.arguments))
+
+
 class Answer:
     """Text, thinking, tool calls and logprobs, added item by item; then the Finish."""
 
     def __init__(self) -> None:
         self._text: list[str] = []
         self._reasoning: list[str] = []
-        self._calls: dict[int, _Call] = {}
+        self._calls = Calls()
         self.logprobs: list[TokenLogprob] = []
         self.finish: Finish | None = None
         # Every delta in the order it came, for faces whose answer keeps that order
@@ -50,10 +76,7 @@ class Answer:
         elif isinstance(item, ReasoningDelta):
             self._reasoning.append(item.text)
         elif isinstance(item, ToolCallDelta):
-            call = self._calls.setdefault(item.index, _Call())
-            call.id = item.id or call.id
-            call.name = item.name or call.name
-            call.arguments.append(item.arguments)
+            self._calls.add(item)
         else:
             self.finish = item
 
@@ -68,7 +91,4 @@ class Answer:
 
     @property
     def tool_calls(self) -> tuple[ToolCall, ...]:
-        return tuple(
-            ToolCall(id=call.id, name=call.name, arguments="".join(call.arguments))
-            for _, call in sorted(self._calls.items())
-        )
+        return self._calls.by_index()

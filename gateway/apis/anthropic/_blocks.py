@@ -19,6 +19,8 @@ import msgspec
 
 from engines import Finish, ReasoningDelta, StreamItem, TextDelta, ToolCallDelta
 
+from ...answer import Calls
+
 __all__ = ["Blocks"]
 
 _encode = msgspec.json.Encoder().encode
@@ -32,15 +34,6 @@ def _tool_input(arguments: str) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-class _Call:
-    __slots__ = ("arguments", "id", "name")
-
-    def __init__(self) -> None:
-        self.id = ""
-        self.name = ""
-        self.arguments: list[str] = []
-
-
 class Blocks:
     """Feeds contract items in; gives Anthropic's events out and keeps the blocks."""
 
@@ -50,7 +43,7 @@ class Blocks:
         self.called = False
         self._open: str | None = None  # "text" or "thinking"
         self._parts: list[str] = []
-        self._calls: dict[int, _Call] = {}
+        self._calls = Calls()
 
     def add(self, item: StreamItem) -> list[dict[str, Any]]:
         if isinstance(item, TextDelta):
@@ -59,10 +52,7 @@ class Blocks:
             return self._stream("thinking", item.text)
         if isinstance(item, ToolCallDelta):
             events = self._close_open()
-            call = self._calls.setdefault(item.index, _Call())
-            call.id = item.id or call.id
-            call.name = item.name or call.name
-            call.arguments.append(item.arguments)
+            self._calls.add(item)
             return events
         assert isinstance(item, Finish)
         return self.close()
@@ -118,8 +108,8 @@ class Blocks:
 
     def _flush_calls(self) -> list[dict[str, Any]]:
         events: list[dict[str, Any]] = []
-        for call in self._calls.values():
-            arguments = "".join(call.arguments)
+        for call in self._calls.take():
+            arguments = call.arguments
             parsed = _tool_input(arguments)
             if parsed is None:
                 name = _encode(call.name).decode()
@@ -136,5 +126,4 @@ class Blocks:
             index = len(self.blocks) - 1
             events.append({"type": "content_block_delta", "index": index, "delta": delta})
             events.append(self._stop())
-        self._calls = {}
         return events

@@ -15,18 +15,10 @@ from typing import Any
 
 from engines import Finish, ReasoningDelta, StreamItem, TextDelta, ToolCallDelta
 
+from ...answer import Calls
 from .._common import new_id
 
 __all__ = ["Items"]
-
-
-class _Call:
-    __slots__ = ("arguments", "id", "name")
-
-    def __init__(self) -> None:
-        self.id = ""
-        self.name = ""
-        self.arguments: list[str] = []
 
 
 class Items:
@@ -36,7 +28,7 @@ class Items:
         self.output: list[dict[str, Any]] = []
         self._open: str | None = None  # "message" or "reasoning"
         self._parts: list[str] = []
-        self._calls: dict[int, _Call] = {}
+        self._calls = Calls()
 
     def add(self, item: StreamItem) -> list[dict[str, Any]]:
         if isinstance(item, TextDelta):
@@ -45,10 +37,7 @@ class Items:
             return self._stream("reasoning", item.text)
         if isinstance(item, ToolCallDelta):
             events = self._finish_open()
-            call = self._calls.setdefault(item.index, _Call())
-            call.id = item.id or call.id
-            call.name = item.name or call.name
-            call.arguments.append(item.arguments)
+            self._calls.add(item)
             return events
         assert isinstance(item, Finish)
         return self.close()
@@ -146,8 +135,8 @@ class Items:
 
     def _flush_calls(self) -> list[dict[str, Any]]:
         events: list[dict[str, Any]] = []
-        for call in self._calls.values():
-            arguments = "".join(call.arguments)
+        for call in self._calls.take():
+            arguments = call.arguments
             item = {
                 "type": "function_call",
                 "id": new_id("fc"),
@@ -175,5 +164,4 @@ class Items:
                 }
             )
             events.append(self._done())
-        self._calls = {}
         return events

@@ -35,6 +35,7 @@ __all__ = [
     "ReasoningDelta",
     "ResponseFormat",
     "SlotState",
+    "SplitsReasoning",
     "State",
     "StepStats",
     "StreamItem",
@@ -311,6 +312,18 @@ class Batching(Protocol):
     """An optional engine capability: figures of its shared decode batch."""
 
     def step_stats(self) -> StepStats: ...
+
+
+@runtime_checkable
+class SplitsReasoning(Protocol):
+    """An optional engine capability: it sends thinking as ``ReasoningDelta`` itself,
+    by ``GenerateRequest.reasoning``, so the gateway need not look for the tags again.
+
+    The in-process engine must: it splits before it reads tool calls, and it alone
+    knows when the prompt already opened the thinking.
+    """
+
+    splits_reasoning: ClassVar[bool]
 
 
 @runtime_checkable

@@ -29,6 +29,7 @@ from engines import (
     GenerateRequest,
     Health,
     Overloaded,
+    SplitsReasoning,
     StreamItem,
     UpstreamTimeout,
     build_engine,
@@ -307,9 +308,9 @@ class Dispatcher:
             watch = None if guard is None else Watch(guard, route, self.guard_stats)
             if watch is not None:
                 stream = guarded(stream, watch)
-            if request.messages is not None and request.reasoning is not None:
+            split_here = not isinstance(route.engine, SplitsReasoning)
+            if split_here and request.messages is not None and request.reasoning is not None:
                 # Outside the guard, which alone throws Halt into the engine's stream.
-                # Engines that split thinking themselves leave no tags to find.
                 stream = split_reasoning(stream, request.reasoning)
             try:
                 async with asyncio.timeout(timeouts.first_token):

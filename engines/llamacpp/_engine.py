@@ -55,6 +55,8 @@ class LlamaCppEngine:
     """
 
     options_type: ClassVar[type[msgspec.Struct]] = LlamaCppOptions
+    # Thinking is split in _shape.py, before tool calls are read (SplitsReasoning).
+    splits_reasoning: ClassVar[bool] = True
     requires: ClassVar[tuple[str, ...]] = ("path",)
 
     @staticmethod

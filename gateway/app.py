@@ -25,6 +25,7 @@ from .auth import api_guard
 from .dispatch import Dispatcher
 from .errors import app_exception_handlers
 from .health import health, health_detailed, health_ready
+from .intake import Intake
 from .metrics import Metrics, metrics_endpoint
 from .registry import ConfigError, Registry, load_registry
 from .settings import Settings
@@ -46,6 +47,7 @@ def create_app(
     if dispatcher is None:
         dispatcher = Dispatcher.from_registry(registry or load_registry(settings.config))
     served = dispatcher
+    served.bounds = settings.bounds()
 
     async def load() -> None:
         await served.start()
@@ -123,6 +125,9 @@ def create_app(
             "dispatcher": Provide(provide_dispatcher),
             "metrics": Provide(provide_metrics),
         },
+        middleware=[
+            Intake(max_header_bytes=settings.max_header_bytes, body_timeout=settings.body_timeout)
+        ],
         exception_handlers=app_exception_handlers({"/v1/messages": anthropic_error_body}),
         lifespan=[lifespan],
         request_max_body_size=settings.max_body_bytes,

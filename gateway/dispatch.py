@@ -37,6 +37,7 @@ from engines import (
 )
 
 from . import tracing
+from .bounds import Bounds
 from .errors import APIError, from_engine_error
 from .generation import Started, unless_disconnected
 from .guard import GuardStats, Watch, guarded
@@ -90,6 +91,8 @@ class Dispatcher:
         )
         self._adopt(registry)
         self.load_seconds: float | None = None
+        # What one request may carry; the app sets the operator's (ROUNDHOUSE_MAX_*).
+        self.bounds = Bounds()
         # Reported as every model's "created" time: when this registry was loaded.
         self.created = int(time.time())
 
@@ -292,6 +295,8 @@ class Dispatcher:
     ) -> Started:
         """Start a generation: returns once its first item is in hand."""
         model = self.resolve_for_request(name)
+        # Refused before a slot is taken: counting is cheap, templating 20,000 is not.
+        self.bounds.check_generate(build(model))
         return await unless_disconnected(receive, self._start(model, build))
 
     async def _start(
@@ -350,6 +355,7 @@ class Dispatcher:
             lease.release(None)
             return result
 
+        self.bounds.check_items(len(request.inputs), "input")
         # Embeddings never fall back to default_model: a vector space is not interchangeable.
         model = self.resolve(name)
         route, result, _ = await unless_disconnected(receive, self._attempts(model, run))

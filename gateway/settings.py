@@ -8,6 +8,8 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from .bounds import Bounds
+
 __all__ = ["Settings"]
 
 
@@ -37,6 +39,34 @@ class Settings(BaseSettings):
         default=8 * 1024 * 1024,
         gt=0,
         description="Largest request body accepted; larger ones get 413.",
+    )
+    max_header_bytes: int = Field(
+        default=32 * 1024,
+        gt=0,
+        description="Largest total size of a request's headers; larger ones get 431.",
+    )
+    body_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        allow_inf_nan=False,
+        description=(
+            "Seconds a client has to send its whole request body once the request has "
+            "begun; a slower one (a slowloris trickle) gets 408 and the connection closes."
+        ),
+    )
+    max_messages: int = Field(
+        default=2048, gt=0, description="Most messages in one chat request; more get 400."
+    )
+    max_stop: int = Field(
+        default=64, gt=0, description="Most stop strings in one request; more get 400."
+    )
+    max_tools: int = Field(
+        default=128, gt=0, description="Most tools in one request (OpenAI's own limit)."
+    )
+    max_items: int = Field(
+        default=16384,
+        gt=0,
+        description="Most items in one array of inputs: embedding inputs, token ids to detokenize.",
     )
     api_keys: Annotated[tuple[SecretStr, ...], NoDecode] = Field(
         default=(),
@@ -72,6 +102,14 @@ class Settings(BaseSettings):
             "api_keys. Unset, the admin API is off: its routes are absent."
         ),
     )
+
+    def bounds(self) -> Bounds:
+        return Bounds(
+            max_messages=self.max_messages,
+            max_stop=self.max_stop,
+            max_tools=self.max_tools,
+            max_items=self.max_items,
+        )
 
     @field_validator("basic_auth")
     @classmethod

@@ -273,10 +273,10 @@ def test_engine_errors_keep_their_status(oc: ollama.Client) -> None:
         lambda c: c.delete("smollm2"),
     ],
 )
-def test_model_store_endpoints_are_501(oc: ollama.Client, call: Any) -> None:
+def test_model_store_endpoints_are_403(oc: ollama.Client, call: Any) -> None:
     with pytest.raises(ollama.ResponseError) as error:
         call(oc)
-    assert _status(error) == 501
+    assert _status(error) == 403
     assert "registry" in error.value.error
 
 

@@ -79,7 +79,7 @@ def test_a_model_the_daemon_lacks_says_how_to_get_it(ollama_peer: Server) -> Non
 
 
 def test_pull_on_first_use_asks_the_daemon_and_reports_its_answer(ollama_peer: Server) -> None:
-    # A Roundhouse peer has no model store: its /api/pull refuses (501), which is
+    # A Roundhouse peer has no model store: its /api/pull refuses (403), which is
     # the path of any failed pull. A successful one needs a real Ollama daemon.
     engine = _engine(ollama_peer.url, model="no-such-model:7b", pull=True)
 

@@ -145,7 +145,7 @@ def test_errors_are_ollama_shaped_and_openai_keeps_its_envelope(http: httpx.Clie
     assert openai_style.status_code == 404
     assert openai_style.json()["error"]["code"] == "model_not_found"
     blob = http.head("/api/blobs/sha256:0123")
-    assert blob.status_code == 501
+    assert blob.status_code == 404
 
 
 def test_chat_stream_is_written_as_it_is_generated(server: Server, http: httpx.Client) -> None:

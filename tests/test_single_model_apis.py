@@ -36,13 +36,13 @@ def _engines() -> dict[str, FakeEngine]:
     return {name: FakeEngine(EngineSpec(name=name)) for name in ("first", "second")}
 
 
-def test_engines_without_a_tokenizer_answer_501() -> None:
+def test_engines_without_a_tokenizer_answer_400() -> None:
     with _app() as client:
         wait_for(lambda: client.get("/health").status_code == 200, timeout=5, what="ready")
         for path, body in (("/tokenize", {"content": "hi"}), ("/detokenize", {"tokens": [1]})):
             reply = client.post(path, json=body)
-            assert reply.status_code == 501
-            assert reply.json()["error"]["code"] == "not_implemented"
+            assert reply.status_code == 400
+            assert reply.json()["error"]["code"] == "unsupported"
             assert "llamacpp" in reply.json()["error"]["message"]
 
 

@@ -32,12 +32,26 @@ __all__ = [
 
 _PATH = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
 _FIELD = re.compile(r"field `(?P<name>[^`]+)`")
+# A JSON escape of U+0000 (an even run of backslashes before it is literal text).
+_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 
 R = TypeVar("R")
 
 
 def decode_body(body: bytes, decoder: msgspec.json.Decoder[R]) -> R:
-    """Decode a request body; every failure is a 400 that names the field."""
+    """Decode a request body; every failure is a 400 that names the field.
+
+    The whole body must be UTF-8, fields this face ignores included, and no string
+    may hold U+0000: engines and logs written in C end text there.
+    """
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise APIError(
+            400, f"the body is not valid UTF-8 (byte {exc.start})", code="invalid_json"
+        ) from None
+    if b"\\u0000" in body and _NUL.search(body):
+        raise APIError(400, "the body holds a NUL character (\\u0000)", code="invalid_json")
     try:
         return decoder.decode(body)
     except msgspec.ValidationError as exc:

@@ -168,6 +168,7 @@ async def count_tokens(
         model,
         GenerateRequest(messages=body.chat_messages(), **body.tool_fields()),
     )
+    dispatcher.bounds.check_generate(wanted)
     counters = [
         engine
         for d in model.deployments

@@ -41,11 +41,12 @@ async def _tokenizer(dispatcher: Dispatcher, name: str | None) -> Tokenizer:
     capable = [e for e in engines if isinstance(e, Tokenizer)]
     if not capable:
         raise APIError(
-            501,
+            400,
             f"model {model.name!r} runs on engines that offer no tokenizer "
             f"({', '.join(sorted({d.engine for d in model.deployments}))}); "
             "/tokenize and /detokenize need the llamacpp engine",
-            code="not_implemented",
+            param="model",
+            code="unsupported",
         )
     await dispatcher.load_model(model)
     for d in model.deployments:
@@ -72,6 +73,7 @@ async def detokenize(
     request: Request[Any, Any, Any], dispatcher: NamedDependency[Dispatcher]
 ) -> dict[str, Any]:
     body = decode_body(await request.body(), _detokenize_decoder)
+    dispatcher.bounds.check_items(len(body.tokens), "tokens")
     engine = await _tokenizer(dispatcher, body.model)
     work = engine.detokenize(body.tokens)
     return {"content": await unless_disconnected(request.receive, work)}

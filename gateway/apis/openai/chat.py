@@ -40,7 +40,6 @@ class _ChatFrames:
             "object": "chat.completion.chunk",
             "created": created(),
             "model": model,
-            "system_fingerprint": None,
         }
         if include_usage:
             self._base["usage"] = None
@@ -136,7 +135,6 @@ async def create_chat_completion(
         "object": "chat.completion",
         "created": created(),
         "model": model,
-        "system_fingerprint": None,
         "choices": [
             {
                 "index": 0,

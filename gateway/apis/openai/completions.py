@@ -33,7 +33,6 @@ class _CompletionFrames:
             "object": "text_completion",
             "created": created(),
             "model": model,
-            "system_fingerprint": None,
         }
         if include_usage:
             self._base["usage"] = None
@@ -96,7 +95,6 @@ async def create_completion(
         "object": "text_completion",
         "created": created(),
         "model": model,
-        "system_fingerprint": None,
         "choices": [
             {
                 "index": 0,

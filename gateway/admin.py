@@ -12,16 +12,19 @@ from typing import Any
 
 from litestar import Response, Router, get, post
 from litestar.di import NamedDependency
+from litestar.params import FromPath
 from pydantic import SecretStr
 
+from ._schema import DeploymentList, DeploymentView, ReloadResult
 from .auth import bearer_guard
 from .deployments import describe, memory
 from .dispatch import Dispatcher
 from .errors import APIError
 from .lifecycle import NotLoaded, Slot
+from .openapi import BODY_ERRORS, READ_ERRORS, OpenAIError, Operation, PathParameter
 from .registry import ConfigError, load_registry
 
-__all__ = ["admin_router", "reload_registry"]
+__all__ = ["ADMIN_OPERATIONS", "admin_router", "reload_registry"]
 
 log = logging.getLogger("roundhouse.gateway")
 
@@ -69,12 +72,14 @@ def list_deployments(dispatcher: NamedDependency[Dispatcher]) -> dict[str, Any]:
 
 
 @get("/deployments/{name:str}", sync_to_thread=False)
-def show_deployment(name: str, dispatcher: NamedDependency[Dispatcher]) -> dict[str, Any]:
+def show_deployment(name: FromPath[str], dispatcher: NamedDependency[Dispatcher]) -> dict[str, Any]:
     return describe(dispatcher, _slot(dispatcher, name))
 
 
 @post("/deployments/{name:str}/load", status_code=200)
-async def load_deployment(name: str, dispatcher: NamedDependency[Dispatcher]) -> dict[str, Any]:
+async def load_deployment(
+    name: FromPath[str], dispatcher: NamedDependency[Dispatcher]
+) -> dict[str, Any]:
     slot = _slot(dispatcher, name)
     try:
         await dispatcher.lifecycle.load(name)
@@ -84,7 +89,9 @@ async def load_deployment(name: str, dispatcher: NamedDependency[Dispatcher]) ->
 
 
 @post("/deployments/{name:str}/unload", status_code=202, sync_to_thread=False)
-def unload_deployment(name: str, dispatcher: NamedDependency[Dispatcher]) -> dict[str, Any]:
+def unload_deployment(
+    name: FromPath[str], dispatcher: NamedDependency[Dispatcher]
+) -> dict[str, Any]:
     """Accepted: the deployment drains (requests in flight finish), then unloads."""
     slot = _slot(dispatcher, name)
     dispatcher.lifecycle.unload(name)
@@ -112,3 +119,66 @@ def admin_router(key: SecretStr, config: Path) -> Router:
         ],
         guards=[bearer_guard([key])],
     )
+
+
+_DEPLOYMENT = (PathParameter(name="name", description="The deployment's name in the registry"),)
+
+# Under /admin, as admin_router mounts them. No API key opens them: a wrong or missing
+# admin key is their 401. The POSTs read no body; what Intake checks before any
+# handler (a body declared as not JSON, headers too large) still answers.
+ADMIN_OPERATIONS = [
+    Operation(
+        method="get",
+        path="/admin/deployments",
+        summary="Every deployment's state, the retired ones, and the memory budget",
+        tag="Admin",
+        operation_id="adminListDeployments",
+        response=DeploymentList,
+        errors=OpenAIError,
+        refusals=READ_ERRORS,
+    ),
+    Operation(
+        method="get",
+        path="/admin/deployments/{name}",
+        summary="One deployment's state",
+        tag="Admin",
+        operation_id="adminShowDeployment",
+        response=DeploymentView,
+        errors=OpenAIError,
+        refusals=(*READ_ERRORS, 404),
+        parameters=_DEPLOYMENT,
+    ),
+    Operation(
+        method="post",
+        path="/admin/deployments/{name}/load",
+        summary="Load a deployment now and wait until it serves",
+        tag="Admin",
+        operation_id="adminLoadDeployment",
+        response=DeploymentView,
+        errors=OpenAIError,
+        refusals=(*BODY_ERRORS, 404, 503),
+        parameters=_DEPLOYMENT,
+    ),
+    Operation(
+        method="post",
+        path="/admin/deployments/{name}/unload",
+        summary="Drain a deployment (requests in flight finish), then unload it",
+        tag="Admin",
+        operation_id="adminUnloadDeployment",
+        response=DeploymentView,
+        status=202,
+        errors=OpenAIError,
+        refusals=(*BODY_ERRORS, 404),
+        parameters=_DEPLOYMENT,
+    ),
+    Operation(
+        method="post",
+        path="/admin/reload",
+        summary="Read the registry file again and serve it; a bad one keeps the old (400)",
+        tag="Admin",
+        operation_id="adminReload",
+        response=ReloadResult,
+        errors=OpenAIError,
+        refusals=BODY_ERRORS,
+    ),
+]

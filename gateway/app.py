@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.metadata
 import logging
 import signal
 from collections.abc import AsyncIterator, Callable
@@ -11,7 +12,10 @@ from collections.abc import AsyncIterator, Callable
 from litestar import Litestar, Router
 from litestar.di import Provide
 
-from .admin import admin_router, reload_registry
+from . import health as health_routes
+from . import metrics as metrics_routes
+from .admin import ADMIN_OPERATIONS, admin_router, reload_registry
+from .apis import anthropic, llamaserver, ollama, openai, responses, sakura
 from .apis.anthropic import anthropic_router
 from .apis.anthropic import error_body as anthropic_error_body
 from .apis.llamaserver import ROUTES as LLAMASERVER_ROUTES
@@ -27,13 +31,30 @@ from .errors import app_exception_handlers
 from .health import health, health_detailed, health_ready
 from .intake import Intake
 from .metrics import Metrics, metrics_endpoint
+from .openapi import DOCS_OPERATIONS, Operation, build_document, docs_routes
 from .registry import ConfigError, Registry, load_registry
 from .settings import Settings
 from .tracing import RequestTracing
 
-__all__ = ["create_app"]
+__all__ = ["all_operations", "create_app"]
 
 log = logging.getLogger("roundhouse.gateway")
+
+
+def all_operations(*, admin: bool) -> list[Operation]:
+    """Every route's operation, for the OpenAPI document (the admin API's when on)."""
+    return [
+        *openai.OPERATIONS,
+        *responses.OPERATIONS,
+        *anthropic.OPERATIONS,
+        *ollama.OPERATIONS,
+        *llamaserver.OPERATIONS,
+        *sakura.OPERATIONS,
+        *health_routes.OPERATIONS,
+        *metrics_routes.OPERATIONS,
+        *DOCS_OPERATIONS,
+        *(ADMIN_OPERATIONS if admin else []),
+    ]
 
 
 def create_app(
@@ -90,7 +111,7 @@ def create_app(
     async def provide_metrics() -> Metrics:
         return metrics
 
-    secured = settings.api_keys or settings.basic_auth is not None
+    secured = bool(settings.api_keys) or settings.basic_auth is not None
     api = Router(
         path="/",
         # Exact paths only: Sakura's /api/v1/generate and /api/core/version sit beside
@@ -111,9 +132,15 @@ def create_app(
     admin = (
         [] if settings.admin_key is None else [admin_router(settings.admin_key, settings.config)]
     )
+    document = build_document(
+        all_operations(admin=settings.admin_key is not None),
+        version=importlib.metadata.version("roundhouse"),
+        secured=secured,
+    )
     app = Litestar(
         route_handlers=[
             api,
+            *docs_routes(document),
             health,
             health_ready,
             health_detailed,

@@ -14,12 +14,14 @@ from litestar.di import NamedDependency
 
 from engines import Health, State
 
+from ._schema import DetailedHealth, HealthStatus, NotReady, Ready
 from .deployments import describe, memory
 from .dispatch import Dispatcher
 from .host import gpu_memory, process_rss_bytes, system_memory
 from .lifecycle import Phase
+from .openapi import OPEN_READ_ERRORS, OpenAIError, Operation
 
-__all__ = ["health", "health_detailed", "health_ready", "slot_busy", "slot_states"]
+__all__ = ["OPERATIONS", "health", "health_detailed", "health_ready", "slot_busy", "slot_states"]
 
 
 def slot_busy(health: Health) -> bool:
@@ -113,3 +115,49 @@ async def health_detailed(dispatcher: NamedDependency[Dispatcher]) -> dict[str, 
         "memory": memory(dispatcher),
         "deployments": [describe(dispatcher, s) for s in dispatcher.lifecycle.slots.values()],
     }
+
+
+# /health and /health/ready answer 503 with their own body, not the error envelope:
+# load balancers read the status, and operators the body, of the same answer.
+OPERATIONS = [
+    Operation(
+        method="get",
+        path="/health",
+        summary="Whether the gateway serves: llama-server's health, per deployment",
+        description=(
+            '200 with status "ok" once the first load is over and not every deployment '
+            'has failed; 503 with this same body ("loading model" or "error") otherwise.'
+        ),
+        tag="Health",
+        operation_id="health",
+        response=HealthStatus,
+        errors=OpenAIError,
+        refusals=(*OPEN_READ_ERRORS, 503),
+        other_bodies=((503, HealthStatus),),
+        public=True,
+    ),
+    Operation(
+        method="get",
+        path="/health/ready",
+        summary="Readiness: start-up is over and every preloaded deployment is up",
+        description='503 with {"status": "not ready", "waiting_for": [...]}, not the envelope.',
+        tag="Health",
+        operation_id="healthReady",
+        response=Ready,
+        errors=OpenAIError,
+        refusals=(*OPEN_READ_ERRORS, 503),
+        other_bodies=((503, NotReady),),
+        public=True,
+    ),
+    Operation(
+        method="get",
+        path="/health/detailed",
+        summary="Memory of the process, host and GPUs, and every deployment's state",
+        tag="Health",
+        operation_id="healthDetailed",
+        response=DetailedHealth,
+        errors=OpenAIError,
+        refusals=OPEN_READ_ERRORS,
+        public=True,
+    ),
+]

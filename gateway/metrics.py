@@ -34,9 +34,10 @@ from engines import (
 )
 
 from .dispatch import Dispatcher
+from .openapi import OPEN_READ_ERRORS, OpenAIError, Operation
 from .tracing import RequestInfo
 
-__all__ = ["DeploymentCollector", "Metrics", "metrics_endpoint"]
+__all__ = ["OPERATIONS", "DeploymentCollector", "Metrics", "metrics_endpoint"]
 
 _ROUTE = ("model", "deployment")
 _TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
@@ -288,3 +289,20 @@ class _BatchFamilies:
 def metrics_endpoint(metrics: NamedDependency[Metrics]) -> Response[bytes]:
     # The classic text format, which every Prometheus reads; Litestar adds the charset.
     return Response(generate_latest(metrics.registry), media_type="text/plain; version=0.0.4")
+
+
+OPERATIONS = [
+    Operation(
+        method="get",
+        path="/metrics",
+        summary="Prometheus metrics: requests, tokens, latencies, engine slots and KV cache",
+        tag="Metrics",
+        operation_id="metrics",
+        # Prometheus' text exposition format 0.0.4 (Litestar appends "; charset=utf-8").
+        response=str,
+        media_type="text/plain; version=0.0.4",
+        errors=OpenAIError,
+        refusals=OPEN_READ_ERRORS,
+        public=True,
+    ),
+]

@@ -8,9 +8,10 @@ OpenAI routes keep their envelope.
 from litestar import Router
 
 from ._errors import error_body, exception_handlers
+from ._schema import OPERATIONS
 from .messages import count_tokens, create_message
 
-__all__ = ["anthropic_router", "error_body"]
+__all__ = ["OPERATIONS", "anthropic_router", "error_body"]
 
 
 def anthropic_router() -> Router:

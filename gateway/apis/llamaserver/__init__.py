@@ -5,10 +5,11 @@
 ``gateway/openai/models.py``. Errors keep the gateway's OpenAI envelope.
 """
 
+from ._schema import OPERATIONS
 from .completion import completion
 from .slots import list_slots, props
 from .tokens import detokenize, tokenize
 
-__all__ = ["ROUTES"]
+__all__ = ["OPERATIONS", "ROUTES"]
 
 ROUTES = [completion, tokenize, detokenize, list_slots, props]

@@ -10,12 +10,13 @@ from litestar import Router
 
 from . import unsupported
 from ._errors import exception_handlers
+from ._schema import OPERATIONS
 from .chat import chat
 from .embed import embed, embeddings
 from .generate import generate
 from .models import OLLAMA_VERSION, list_running, list_tags, probe, probe_head, show, version
 
-__all__ = ["OLLAMA_VERSION", "OPEN_ROUTES", "ROUTES", "ollama_router"]
+__all__ = ["OLLAMA_VERSION", "OPEN_ROUTES", "OPERATIONS", "ROUTES", "ollama_router"]
 
 ROUTES = [chat, generate, embed, embeddings, list_tags, list_running, show, version]
 ROUTES += unsupported.ROUTES

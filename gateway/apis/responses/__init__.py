@@ -3,8 +3,9 @@
 Its errors are OpenAI's envelope, the app's own handlers.
 """
 
+from ._schema import OPERATIONS
 from .create import create_response
 
-__all__ = ["ROUTES"]
+__all__ = ["OPERATIONS", "ROUTES"]
 
 ROUTES = [create_response]

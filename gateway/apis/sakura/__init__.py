@@ -5,9 +5,10 @@
 ``--auth user:pass`` is ``ROUNDHOUSE_BASIC_AUTH``. Errors keep the OpenAI envelope.
 """
 
+from ._schema import OPERATIONS  # with /v1/translate, which app.py mounts on its own
 from .generate import generate
 from .info import core_version, model_info
 
-__all__ = ["ROUTES"]
+__all__ = ["OPERATIONS", "ROUTES"]
 
 ROUTES = [generate, core_version, model_info]

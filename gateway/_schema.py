@@ -27,6 +27,7 @@ __all__ = [
     "DetailedSystem",
     "GuardCounts",
     "HealthStatus",
+    "LimitsHealth",
     "MemoryBudget",
     "NotReady",
     "Ready",
@@ -60,6 +61,13 @@ class DeploymentHealth(msgspec.Struct, frozen=True, kw_only=True):
     guard: GuardCounts | UnsetType = UNSET
 
 
+class LimitsHealth(msgspec.Struct, frozen=True, kw_only=True):
+    store: Literal["memory", "redis"]
+    reachable: bool
+    on_failure: Literal["open", "closed"]
+    error: str | UnsetType = UNSET
+
+
 class HealthStatus(msgspec.Struct, frozen=True, kw_only=True):
     """GET /health, with 200 ("ok") and with 503 ("loading model", "error") alike."""
 
@@ -68,6 +76,8 @@ class HealthStatus(msgspec.Struct, frozen=True, kw_only=True):
     slots_idle: int
     slots_processing: int
     deployments: dict[str, DeploymentHealth]
+    # With keys: the limit store, and whether it is reachable (failing open or closed).
+    limits: LimitsHealth | UnsetType = UNSET
 
 
 class Ready(msgspec.Struct, frozen=True, kw_only=True):

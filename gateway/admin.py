@@ -6,25 +6,29 @@ API keys, which clients hold, cannot unload models or swap the registry.
 
 from __future__ import annotations
 
+import hmac
 import logging
 from pathlib import Path
 from typing import Any
 
 from litestar import Response, Router, get, post
+from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency
+from litestar.handlers.base import BaseRouteHandler
 from litestar.params import FromPath
 from pydantic import SecretStr
 
 from ._schema import DeploymentList, DeploymentView, ReloadResult
-from .auth import bearer_guard
+from .auth import Guard
 from .deployments import describe, memory
 from .dispatch import Dispatcher
 from .errors import APIError
+from .keys import KEY_OPERATIONS, KEY_ROUTES, Policy
 from .lifecycle import NotLoaded, Slot
 from .openapi import BODY_ERRORS, READ_ERRORS, OpenAIError, Operation, PathParameter
 from .registry import ConfigError, load_registry
 
-__all__ = ["ADMIN_OPERATIONS", "admin_router", "reload_registry"]
+__all__ = ["ADMIN_OPERATIONS", "admin_guard", "admin_router", "reload_registry"]
 
 log = logging.getLogger("roundhouse.gateway")
 
@@ -98,7 +102,27 @@ def unload_deployment(
     return describe(dispatcher, slot)
 
 
-def admin_router(key: SecretStr, config: Path) -> Router:
+def admin_guard(key: SecretStr | None, policy: Policy | None) -> Guard:
+    """ROUNDHOUSE_ADMIN_KEY, or a key of the keys file marked ``admin: true``."""
+    secret = key.get_secret_value().encode() if key is not None else None
+
+    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+        scheme, _sep, token = connection.headers.get("authorization", "").partition(" ")
+        offered = token.strip() if scheme.lower() == "bearer" else ""
+        matched = secret is not None and hmac.compare_digest(offered.encode(), secret)
+        found = policy.ring.identify(offered) if policy is not None and offered else None
+        if not (matched or (found is not None and found.admin)):
+            raise APIError(
+                401,
+                "missing or invalid admin key; send Authorization: Bearer <admin key>",
+                code="invalid_api_key",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+
+    return guard
+
+
+def admin_router(guard: Guard, config: Path) -> Router:
     @post("/reload", status_code=200, sync_to_thread=False)
     def reload(dispatcher: NamedDependency[Dispatcher]) -> Response[dict[str, Any]]:
         try:
@@ -116,8 +140,9 @@ def admin_router(key: SecretStr, config: Path) -> Router:
             load_deployment,
             unload_deployment,
             reload,
+            *KEY_ROUTES,
         ],
-        guards=[bearer_guard([key])],
+        guards=[guard],
     )
 
 
@@ -182,3 +207,4 @@ ADMIN_OPERATIONS = [
         refusals=BODY_ERRORS,
     ),
 ]
+ADMIN_OPERATIONS += KEY_OPERATIONS

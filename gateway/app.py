@@ -10,11 +10,12 @@ import signal
 from collections.abc import AsyncIterator, Callable
 
 from litestar import Litestar, Router
+from litestar.config.cors import CORSConfig
 from litestar.di import Provide
 
 from . import health as health_routes
 from . import metrics as metrics_routes
-from .admin import ADMIN_OPERATIONS, admin_router, reload_registry
+from .admin import ADMIN_OPERATIONS, admin_guard, admin_router, reload_registry
 from .apis import anthropic, llamaserver, ollama, openai, responses, sakura
 from .apis.anthropic import anthropic_router
 from .apis.anthropic import error_body as anthropic_error_body
@@ -25,11 +26,11 @@ from .apis.openai import ROUTES as OPENAI_ROUTES
 from .apis.responses import ROUTES as RESPONSES_ROUTES
 from .apis.sakura import ROUTES as SAKURA_ROUTES
 from .apis.sakura.translate import translate
-from .auth import api_guard
 from .dispatch import Dispatcher
 from .errors import app_exception_handlers
 from .health import health, health_detailed, health_ready
 from .intake import Intake
+from .keys import KeyPolicy, Policy, policy_from
 from .metrics import Metrics, metrics_endpoint
 from .openapi import DOCS_OPERATIONS, Operation, build_document, docs_routes
 from .registry import ConfigError, Registry, load_registry
@@ -55,6 +56,41 @@ def all_operations(*, admin: bool) -> list[Operation]:
         *DOCS_OPERATIONS,
         *(ADMIN_OPERATIONS if admin else []),
     ]
+
+
+def _policy(settings: Settings) -> Policy | None:
+    """Keys, limits and their store, from the settings; None when nothing is required."""
+    return policy_from(
+        keys_file=settings.keys_file,
+        api_keys=[k.get_secret_value() for k in settings.api_keys],
+        basic=settings.basic_auth.get_secret_value() if settings.basic_auth else None,
+        redis_url=settings.redis_url.get_secret_value() if settings.redis_url else None,
+        on_failure=settings.limits_on_failure,
+    )
+
+
+def _cors(settings: Settings) -> CORSConfig | None:
+    """Browser clients (Open WebUI's direct connections, playgrounds), when allowed."""
+    if not settings.cors_origins:
+        return None
+    return CORSConfig(
+        allow_origins=list(settings.cors_origins),
+        allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+        allow_headers=["*"],
+        # What a browser client may read of an answer: limits, which deployment, ids.
+        expose_headers=[
+            "x-request-id",
+            "x-roundhouse-deployment",
+            "retry-after",
+            "x-ratelimit-limit-requests",
+            "x-ratelimit-remaining-requests",
+            "x-ratelimit-reset-requests",
+            "x-ratelimit-limit-tokens",
+            "x-ratelimit-remaining-tokens",
+            "x-ratelimit-reset-tokens",
+        ],
+        max_age=600,
+    )
 
 
 def create_app(
@@ -101,17 +137,23 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError):
                     await loading
             await served.close()
+            if policy is not None:
+                await policy.store.close()
 
     async def provide_dispatcher() -> Dispatcher:
         return served
 
     # Per app, never module-level: two apps in one process must not share series.
-    metrics = Metrics(served)
+    policy = _policy(settings)
+    metrics = Metrics(served, policy)
 
     async def provide_metrics() -> Metrics:
         return metrics
 
-    secured = bool(settings.api_keys) or settings.basic_auth is not None
+    async def provide_policy() -> Policy | None:
+        return policy
+
+    secured = policy is not None
     api = Router(
         path="/",
         # Exact paths only: Sakura's /api/v1/generate and /api/core/version sit beside
@@ -125,15 +167,17 @@ def create_app(
             ollama_router(),
             anthropic_router(),
         ],
-        guards=[api_guard(settings.api_keys, settings.basic_auth)] if secured else [],
+        middleware=[] if policy is None else [KeyPolicy(policy)],
     )
     # /metrics sits beside /health, outside the API keys: operators scrape it from
     # inside the network, and it shows no request content (see docs/operations.md).
-    admin = (
-        [] if settings.admin_key is None else [admin_router(settings.admin_key, settings.config)]
+    admin_on = settings.admin_key is not None or (
+        policy is not None and any(k.admin for k in policy.ring.keys)
     )
+    guard = admin_guard(settings.admin_key, policy)
+    admin = [admin_router(guard, settings.config)] if admin_on else []
     document = build_document(
-        all_operations(admin=settings.admin_key is not None),
+        all_operations(admin=admin_on),
         version=importlib.metadata.version("roundhouse"),
         secured=secured,
     )
@@ -151,12 +195,14 @@ def create_app(
         dependencies={
             "dispatcher": Provide(provide_dispatcher),
             "metrics": Provide(provide_metrics),
+            "policy": Provide(provide_policy),
         },
         middleware=[
             Intake(max_header_bytes=settings.max_header_bytes, body_timeout=settings.body_timeout)
         ],
         exception_handlers=app_exception_handlers({"/v1/messages": anthropic_error_body}),
         lifespan=[lifespan],
+        cors_config=_cors(settings),
         request_max_body_size=settings.max_body_bytes,
         openapi_config=None,
         logging_config=None,

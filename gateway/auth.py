@@ -14,7 +14,7 @@ from pydantic import SecretStr
 
 from .errors import APIError
 
-__all__ = ["api_guard", "bearer_guard"]
+__all__ = ["Guard", "api_guard", "bearer_guard"]
 
 Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], None]
 

@@ -20,6 +20,7 @@ from engines import EngineSpec, Footprint, build_engine, engine_class
 
 from .dispatch import Dispatcher
 from .host import parse_memory_budget
+from .keys import KeysError, hash_key, new_key
 from .registry import ConfigError, Deployment, Registry, load_registry
 from .settings import Settings
 from .tracing import JsonFormatter, RequestIdFilter
@@ -55,6 +56,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     doctor.add_argument("--json", action="store_true", help="print the report as JSON")
     doctor.add_argument("--quiet", action="store_true", help="print only problems and the verdict")
+    keys = sub.add_parser("keys", help="make a key for the keys file (ROUNDHOUSE_KEYS_FILE)")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    new = keys_sub.add_parser("new", help="print a new key, and its entry for the keys file")
+    new.add_argument("name", help="the key's name, as /metrics and the admin API show it")
     return parser
 
 
@@ -246,6 +251,8 @@ def _serve(args: argparse.Namespace) -> int:
 
     try:
         app = create_app(settings, registry=registry, on_ready=summary)
+    except KeysError as exc:
+        return _fail(f"ROUNDHOUSE_KEYS_FILE: {exc}", 2)
     except ValueError as exc:  # a share of VRAM with no GPU visible, say
         return _fail(f"{settings.config}: memory_budget: {exc}", 2)
     config = uvicorn.Config(
@@ -262,6 +269,15 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _new_key(name: str) -> int:
+    secret = new_key()
+    print(f"# The key for {name}; it is shown this once. Give it to the client.", file=sys.stderr)
+    print(secret, file=sys.stderr)
+    # The entry goes to stdout, so that `>> keys.yaml` keeps only the hash.
+    print(f"  - name: {name}\n    hash: {hash_key(secret)}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -269,6 +285,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(args)
         if args.command == "doctor":
             return _doctor(args)
+        if args.command == "keys":
+            return _new_key(args.name)
         if args.command == "check":
             registry = load_registry(args.file)
             launches = _launch_lines(registry, args.file)

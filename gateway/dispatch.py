@@ -42,11 +42,12 @@ from .errors import APIError, from_engine_error
 from .generation import Started, unless_disconnected
 from .guard import GuardStats, Watch, guarded
 from .host import parse_memory_budget
+from .keys import current_key
 from .lifecycle import Lifecycle, Phase, Slot
 from .registry import Deployment, ModelSpec, Registry
 from .routing import Lease, Route, Router, is_retryable
 
-__all__ = ["Dispatcher"]
+__all__ = ["Dispatcher", "permitted"]
 
 log = logging.getLogger("roundhouse.gateway")
 
@@ -153,6 +154,9 @@ class Dispatcher:
                 self.lifecycle.unload(d.name or "")
 
     def resolve(self, name: str) -> ModelSpec:
+        return _permitted(self._resolve(name))
+
+    def _resolve(self, name: str) -> ModelSpec:
         model = self._by_name.get(name)
         if model is None:
             available = ", ".join(self.registry.names()) or "none"
@@ -180,15 +184,16 @@ class Dispatcher:
         """
         model = self._by_name.get(name) if name else None
         if model is not None:
-            return model
+            return _permitted(model)
         if single_model:
-            return self.primary()
+            return _permitted(self.primary())
         if self.registry.default_model is not None:
-            return self._by_name[self.registry.default_model]
+            return _permitted(self._by_name[self.registry.default_model])
         return self.resolve(name or "")
 
     def _chain(self, model: ModelSpec) -> list[ModelSpec]:
-        return [model, *(self.resolve(f) for f in model.fallbacks)]
+        # A key that may use a model may use its fallbacks: they answer in its place.
+        return [model, *(self._resolve(f) for f in model.fallbacks)]
 
     def _groups(
         self, chain: list[ModelSpec], granted: Slot | None
@@ -353,6 +358,9 @@ class Dispatcher:
         async def run(route: Route, lease: Lease) -> Embeddings:
             result = await route.engine.embed(request)
             lease.release(None)
+            info = tracing.current()
+            if info is not None:
+                info.tokens += result.prompt_tokens
             return result
 
         self.bounds.check_items(len(request.inputs), "input")
@@ -360,6 +368,25 @@ class Dispatcher:
         model = self.resolve(name)
         route, result, _ = await unless_disconnected(receive, self._attempts(model, run))
         return route, result
+
+
+def permitted(model: ModelSpec) -> bool:
+    """Whether the calling key (if keys are set) may use ``model``."""
+    key = current_key()
+    return key is None or key.allows(model.name, model.aliases)
+
+
+def _permitted(model: ModelSpec) -> ModelSpec:
+    if not permitted(model):
+        key = current_key()
+        assert key is not None
+        raise APIError(
+            403,
+            f"key {key.name!r} may not use model {model.name!r}",
+            param="model",
+            code="model_not_allowed",
+        )
+    return model
 
 
 def _with_penalty(

@@ -120,6 +120,8 @@ class Started:
 
     def _report(self, finish: Finish | None) -> None:
         info = self._info
+        if info is not None and finish is not None:
+            info.tokens += finish.usage.total_tokens
         if info is None or info.metrics is None:
             return
         first_attempt = not info.first_token_seen

@@ -18,6 +18,7 @@ from ._schema import DetailedHealth, HealthStatus, NotReady, Ready
 from .deployments import describe, memory
 from .dispatch import Dispatcher
 from .host import gpu_memory, process_rss_bytes, system_memory
+from .keys import Policy
 from .lifecycle import Phase
 from .openapi import OPEN_READ_ERRORS, OpenAIError, Operation
 
@@ -38,7 +39,9 @@ def slot_states(health: Health) -> list[bool]:
 
 
 @get("/health", sync_to_thread=False)
-def health(dispatcher: NamedDependency[Dispatcher]) -> Response[dict[str, Any]]:
+def health(
+    dispatcher: NamedDependency[Dispatcher], policy: NamedDependency[Policy | None]
+) -> Response[dict[str, Any]]:
     states = dispatcher.health()
     deployments = {
         name: {
@@ -57,7 +60,10 @@ def health(dispatcher: NamedDependency[Dispatcher]) -> Response[dict[str, Any]]:
     }
     # llama-server's slot counters, over every ready deployment (docs/translation.md).
     busy = [b for h in states.values() if h.state is State.READY for b in slot_states(h)]
-    slots = {"slots_idle": busy.count(False), "slots_processing": busy.count(True)}
+    slots: dict[str, Any] = {"slots_idle": busy.count(False), "slots_processing": busy.count(True)}
+    if policy is not None:
+        # Where keys' limits live, and whether this replica reaches it right now.
+        slots["limits"] = policy.health()
     # Only the first load makes the whole gateway "loading": later a restarting
     # deployment must not take healthy models out of a load balancer's rotation.
     if dispatcher.load_seconds is None:

@@ -34,10 +34,11 @@ from engines import (
 )
 
 from .dispatch import Dispatcher
+from .keys import Policy
 from .openapi import OPEN_READ_ERRORS, OpenAIError, Operation
 from .tracing import RequestInfo
 
-__all__ = ["OPERATIONS", "DeploymentCollector", "Metrics", "metrics_endpoint"]
+__all__ = ["OPERATIONS", "DeploymentCollector", "KeyCollector", "Metrics", "metrics_endpoint"]
 
 _ROUTE = ("model", "deployment")
 _TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
@@ -48,9 +49,11 @@ _ITL_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1)
 class Metrics:
     """The app's registry and the instruments the request path updates."""
 
-    def __init__(self, dispatcher: Dispatcher) -> None:
+    def __init__(self, dispatcher: Dispatcher, policy: Policy | None = None) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
+        if policy is not None:
+            r.register(KeyCollector(policy))
         self.requests = Counter(
             "roundhouse_requests",
             "HTTP requests by serving model, deployment, route template and status.",
@@ -108,6 +111,31 @@ class Metrics:
         self.completion_tokens.labels(*labels).inc(usage.completion_tokens)
         if usage.completion_tokens > 1:
             self.itl.labels(*labels).observe((now - first_at) / (usage.completion_tokens - 1))
+
+
+class KeyCollector(Collector):
+    """Per-key requests and tokens, by the key's name (never the key), this replica's."""
+
+    def __init__(self, policy: Policy) -> None:
+        self._policy = policy
+
+    def collect(self) -> Iterable[Metric]:
+        requests = CounterMetricFamily(
+            "roundhouse_key_requests",
+            "API requests by key name and outcome (admitted, refused_rpm, refused_tpm, "
+            "refused_max_parallel, refused_budget).",
+            labels=("key", "outcome"),
+        )
+        for (key, outcome), count in sorted(self._policy.counts.items()):
+            requests.add_metric((key, outcome), count)
+        tokens = CounterMetricFamily(
+            "roundhouse_key_tokens",
+            "Tokens (prompt + completion) charged to each key, by exact usage.",
+            labels=("key",),
+        )
+        for key, count in sorted(self._policy.tokens.items()):
+            tokens.add_metric((key,), count)
+        return [requests, tokens]
 
 
 class DeploymentCollector(Collector):

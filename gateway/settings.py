@@ -85,6 +85,35 @@ class Settings(BaseSettings):
         ),
     )
 
+    keys_file: Path | None = Field(
+        default=None,
+        description=(
+            "A YAML file of named keys, stored as SHA-256 hashes, each with its allowed "
+            "models, rpm, tpm, max_parallel, token budget and admin flag (docs/security.md). "
+            "Beside api_keys, which are keys with no limits."
+        ),
+    )
+    redis_url: SecretStr | None = Field(
+        default=None,
+        description=(
+            "redis://host:port/db where keys' limits and usage live, shared by every "
+            "replica that names the same one. Unset: each process keeps its own."
+        ),
+    )
+    limits_on_failure: Literal["open", "closed"] = Field(
+        default="open",
+        description=(
+            "When Redis cannot be reached: `open` lets keyed requests through without "
+            "limits, `closed` refuses them with 503. Either way /health and the log say so."
+        ),
+    )
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description=(
+            "Comma-separated origins allowed to call from a browser (CORS), or `*`. "
+            "Empty (the default): no CORS headers, browsers refuse cross-origin calls."
+        ),
+    )
     shutdown_grace: float = Field(
         default=30.0,
         ge=0,
@@ -126,6 +155,13 @@ class Settings(BaseSettings):
         # `ROUNDHOUSE_ADMIN_KEY=` would otherwise turn the admin API on behind an empty key.
         if value is not None and not value.get_secret_value().strip():
             raise ValueError("must not be empty; unset it to turn the admin API off")
+        return value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(o.strip() for o in value.split(",") if o.strip())
         return value
 
     @field_validator("api_keys", mode="before")

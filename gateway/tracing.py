@@ -56,7 +56,7 @@ class Recorder(Protocol):
 class RequestInfo:
     """One request's facts, shared by reference with every task it starts."""
 
-    __slots__ = ("deployment", "first_token_seen", "id", "metrics", "model", "start")
+    __slots__ = ("deployment", "first_token_seen", "id", "metrics", "model", "start", "tokens")
 
     def __init__(self, request_id: str, metrics: Recorder | None = None) -> None:
         self.id = request_id
@@ -67,6 +67,9 @@ class RequestInfo:
         self.deployment = ""
         # Time to first token is a request's, not an attempt's: a guard retry adds none.
         self.first_token_seen = False
+        # Tokens its finished generations and embeddings used, every attempt's: what
+        # the caller's key is charged (gateway/keys/_policy.py).
+        self.tokens = 0
 
 
 _current: contextvars.ContextVar[RequestInfo | None] = contextvars.ContextVar(

@@ -18,7 +18,7 @@ from litestar.di import NamedDependency
 
 from engines import ModelInfo
 
-from ...dispatch import Dispatcher
+from ...dispatch import Dispatcher, permitted
 from ...errors import APIError
 from ...policy import effective_defaults
 from ...registry import Deployment, ModelSpec
@@ -163,7 +163,9 @@ def version() -> dict[str, str]:
 @get("/api/tags", sync_to_thread=False)
 def list_tags(dispatcher: NamedDependency[Dispatcher]) -> dict[str, Any]:
     # Aliases resolve but are not listed: clients would show every model twice.
-    return {"models": [_Facts(dispatcher, m).listing() for m in dispatcher.registry.models]}
+    # A key sees the models it may use.
+    models = [m for m in dispatcher.registry.models if permitted(m)]
+    return {"models": [_Facts(dispatcher, m).listing() for m in models]}
 
 
 @get("/api/ps", sync_to_thread=False)

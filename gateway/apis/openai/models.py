@@ -10,7 +10,7 @@ from litestar.params import FromPath
 
 from engines import ModelInfo, State
 
-from ...dispatch import Dispatcher
+from ...dispatch import Dispatcher, permitted
 from ...registry import ModelSpec
 
 __all__ = ["list_models", "retrieve_model"]
@@ -54,7 +54,8 @@ def _card(dispatcher: Dispatcher, model: ModelSpec) -> dict[str, Any]:
 
 @get("/v1/models", sync_to_thread=False)
 def list_models(dispatcher: NamedDependency[Dispatcher]) -> dict[str, Any]:
-    models = list(dispatcher.registry.models)
+    # A key sees the models it may use.
+    models = [m for m in dispatcher.registry.models if permitted(m)]
     if dispatcher.registry.default_model is not None:
         # Clients that send "" read data[0] to learn what answers them: the default model.
         primary = dispatcher.primary()

@@ -1,0 +1,424 @@
+"""Who is calling, and whether they may now: keys, per-key limits, rate-limit headers.
+
+``KeyPolicy`` is a Litestar middleware on the API router, so its refusals come in
+each face's envelope. It identifies the credential (a bearer key, Anthropic's
+``x-api-key``, or HTTP Basic), asks the limit store to admit the request, puts the
+key in a ``ContextVar`` for the dispatcher (a key's ``models`` globs are checked
+where the model is resolved), adds OpenAI's ``x-ratelimit-*`` headers to the
+answer, and, when the answer is over, charges its exact tokens and frees its slot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import calendar
+import contextvars
+import datetime
+import hmac
+import logging
+import math
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+from litestar.enums import ScopeType
+from litestar.middleware import ASGIMiddleware
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from redis.exceptions import RedisError
+
+from .. import tracing
+from ..errors import APIError
+from ._file import KeysFile, KeySpec, hash_key, new_key, write_keys
+from ._store import Limits, LimitStore, Verdict
+
+__all__ = ["KeyPolicy", "KeyRing", "Policy", "current_key"]
+
+log = logging.getLogger("roundhouse.gateway")
+
+_current: contextvars.ContextVar[KeySpec | None] = contextvars.ContextVar(
+    "roundhouse_key", default=None
+)
+# How often a replica looks for rotations made through another one.
+_ROTATION_REFRESH = 5.0
+# While the store is unreachable, how long each replica waits before asking it again.
+_STORE_RETRY = 1.0
+
+
+def current_key() -> KeySpec | None:
+    """The key of the request running in this context (None: no keys are set)."""
+    return _current.get()
+
+
+class KeyRing:
+    """The accepted keys, by hash, with rotations made through any replica applied."""
+
+    def __init__(self, keys: Sequence[KeySpec], path: Path | None = None) -> None:
+        self._file = list(keys)
+        self._keys = list(keys)
+        self.path = path
+        self._rotations: dict[str, tuple[str, str]] = {}
+
+    @property
+    def keys(self) -> list[KeySpec]:
+        return list(self._keys)
+
+    def find(self, name: str) -> KeySpec | None:
+        return next((k for k in self._keys if k.name == name), None)
+
+    def identify(self, secret: str) -> KeySpec | None:
+        offered = hash_key(secret).encode()
+        found = None
+        # Every hash is compared, so the time taken says nothing about which matched.
+        for key in self._keys:
+            if hmac.compare_digest(offered, key.hash.encode()):
+                found = key
+        return found
+
+    def apply(self, rotations: dict[str, tuple[str, str]]) -> None:
+        """Rotations whose replaced hash is still the file's (an edited file wins)."""
+        self._rotations = rotations
+        keys = []
+        for key in self._file:
+            replaced, new = rotations.get(key.name, ("", ""))
+            keys.append(_with_hash(key, new) if replaced == key.hash else key)
+        self._keys = keys
+
+
+def _with_hash(key: KeySpec, digest: str) -> KeySpec:
+    return msgspec.structs.replace(key, hash=digest)
+
+
+def _period(kind: Literal["day", "week", "month"], now: float) -> tuple[str, float]:
+    """The budget's calendar period in UTC: its name and when it ends."""
+    day = datetime.datetime.fromtimestamp(now, tz=datetime.UTC).date()
+    if kind == "day":
+        end = day + datetime.timedelta(days=1)
+        name = day.isoformat()
+    elif kind == "week":
+        start = day - datetime.timedelta(days=day.weekday())
+        end = start + datetime.timedelta(days=7)
+        year, week, _ = day.isocalendar()
+        name = f"{year}-W{week:02d}"
+    else:
+        days = calendar.monthrange(day.year, day.month)[1]
+        end = day.replace(day=1) + datetime.timedelta(days=days)
+        name = f"{day.year}-{day.month:02d}"
+    stamp = datetime.datetime.combine(end, datetime.time(), tzinfo=datetime.UTC).timestamp()
+    return name, stamp
+
+
+def limits_of(key: KeySpec, now: float) -> Limits:
+    period, end = ("", 0.0) if key.budget is None else _period(key.budget.period, now)
+    return Limits(
+        rpm=key.rpm,
+        tpm=key.tpm,
+        max_parallel=key.max_parallel,
+        budget=key.budget.tokens if key.budget else None,
+        period=period,
+        period_end=end,
+    )
+
+
+def _limited(key: KeySpec) -> bool:
+    return any(v is not None for v in (key.rpm, key.tpm, key.max_parallel, key.budget))
+
+
+def _duration(seconds: float) -> str:
+    """OpenAI's reset format: ``1s``, ``6m0s``, ``250ms``."""
+    if seconds < 1:
+        return f"{max(0, math.ceil(seconds * 1000))}ms"
+    whole = math.ceil(seconds)
+    minutes, rest = divmod(whole, 60)
+    return f"{minutes}m{rest}s" if minutes else f"{rest}s"
+
+
+def _headers(key: KeySpec, verdict: Verdict) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    if key.rpm is not None:
+        headers["x-ratelimit-limit-requests"] = str(key.rpm)
+        headers["x-ratelimit-remaining-requests"] = str(max(0, key.rpm - verdict.requests))
+        headers["x-ratelimit-reset-requests"] = _duration(verdict.requests_reset)
+    if key.tpm is not None:
+        headers["x-ratelimit-limit-tokens"] = str(key.tpm)
+        headers["x-ratelimit-remaining-tokens"] = str(max(0, key.tpm - verdict.tokens))
+        headers["x-ratelimit-reset-tokens"] = _duration(verdict.tokens_reset)
+    return headers
+
+
+_REFUSALS = {
+    "rpm": ("requests per minute", "rate_limit_exceeded"),
+    "tpm": ("tokens per minute", "rate_limit_exceeded"),
+    "max_parallel": ("parallel requests", "rate_limit_exceeded"),
+    "budget": ("token budget for this period", "insufficient_quota"),
+}
+
+
+class Policy:
+    """The keys, the store and what to do when the store is unreachable."""
+
+    def __init__(
+        self,
+        ring: KeyRing,
+        store: LimitStore,
+        *,
+        on_failure: Literal["open", "closed"] = "open",
+        basic: str | None = None,
+    ) -> None:
+        self.ring = ring
+        self.store = store
+        self.on_failure = on_failure
+        self._basic = basic.encode() if basic is not None else None
+        self.reachable = True
+        self.last_error: str | None = None
+        self._retry_at = 0.0
+        self._refreshed = 0.0
+        self.counts: dict[tuple[str, str], int] = {}
+        self.tokens: dict[str, int] = {}
+
+    # -- the store, with its failures contained --------------------------------
+
+    def _failed(self, exc: Exception) -> None:
+        if self.reachable:
+            log.error(
+                "limit store (%s) unreachable: %s; failing %s: %s",
+                self.store.backend,
+                exc,
+                self.on_failure,
+                "requests go through without limits"
+                if self.on_failure == "open"
+                else "keyed requests get 503",
+            )
+        self.reachable = False
+        self.last_error = str(exc) or type(exc).__name__
+        self._retry_at = time.monotonic() + _STORE_RETRY
+
+    def _recovered(self) -> None:
+        if not self.reachable:
+            log.warning("limit store (%s) reachable again", self.store.backend)
+        self.reachable = True
+        self.last_error = None
+
+    async def admit(self, key: KeySpec, lease: str) -> Verdict | None:
+        """The store's verdict; None when it cannot be asked and the policy fails open."""
+        if not self.reachable and time.monotonic() < self._retry_at:
+            self._unavailable()
+            return None
+        try:
+            verdict = await self.store.admit(key.name, limits_of(key, time.time()), lease)
+        except (RedisError, OSError) as exc:
+            self._failed(exc)
+            self._unavailable()
+            return None
+        self._recovered()
+        return verdict
+
+    def _unavailable(self) -> None:
+        """Failing open: nothing (the request goes through unlimited); closed: a 503."""
+        if self.on_failure == "open":
+            return
+        raise APIError(
+            503,
+            "the rate-limit store is unreachable and this gateway fails closed "
+            "(ROUNDHOUSE_LIMITS_ON_FAILURE=closed); try again shortly",
+            code="limits_unavailable",
+            headers={"Retry-After": "1"},
+        )
+
+    async def settle(self, key: KeySpec, lease: str, tokens: int, *, admitted: bool) -> None:
+        """After the answer: charge its tokens, free its parallel slot."""
+        self.tokens[key.name] = self.tokens.get(key.name, 0) + tokens
+        if not self.reachable and time.monotonic() < self._retry_at:
+            return
+        try:
+            if tokens and (key.tpm is not None or key.budget is not None):
+                await self.store.charge(key.name, tokens, limits_of(key, time.time()))
+            if admitted and key.max_parallel is not None:
+                await self.store.release(key.name, lease)
+        except (RedisError, OSError) as exc:
+            self._failed(exc)
+
+    async def refresh(self, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._refreshed < _ROTATION_REFRESH:
+            return
+        if not self.reachable and now < self._retry_at:
+            return
+        self._refreshed = now
+        try:
+            self.ring.apply(await self.store.rotated())
+        except (RedisError, OSError) as exc:
+            self._failed(exc)
+
+    async def rotate(self, name: str) -> tuple[KeySpec, str, bool]:
+        """A new secret for key ``name``: (the key, the secret, whether the file took it)."""
+        key = self.ring.find(name)
+        if key is None:
+            raise APIError(404, f"no key named {name!r}", code="key_not_found")
+        secret = new_key()
+        digest = hash_key(secret)
+        original = next(k for k in self.ring._file if k.name == name)
+        try:
+            await self.store.rotate(name, original.hash, digest)
+        except (RedisError, OSError) as exc:
+            self._failed(exc)
+            raise APIError(
+                503, f"the key store is unreachable: {exc}", code="limits_unavailable"
+            ) from None
+        self.ring.apply({**self.ring._rotations, name: (original.hash, digest)})
+        persisted = self._persist()
+        log.info("key %s rotated through the admin API", name)
+        return self.ring.find(name) or key, secret, persisted
+
+    def _persist(self) -> bool:
+        path = self.ring.path
+        if path is None:
+            return False
+        try:
+            write_keys(path, KeysFile(keys=tuple(self.ring.keys)))
+        except OSError as exc:
+            log.warning("rotation kept in the %s store only: %s", self.store.backend, exc)
+            return False
+        # The file now holds the new hash: later rotations replace that one.
+        self.ring._file = self.ring.keys
+        return True
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "store": self.store.backend,
+            "reachable": self.reachable,
+            "on_failure": self.on_failure,
+            **({"error": self.last_error} if self.last_error else {}),
+        }
+
+    # -- credentials -------------------------------------------------------------
+
+    def basic_ok(self, token: str) -> bool:
+        if self._basic is None:
+            return False
+        try:
+            credentials = base64.b64decode(token.strip(), validate=True)
+        except (binascii.Error, ValueError):
+            credentials = b""
+        return hmac.compare_digest(credentials, self._basic)
+
+    def count(self, key: str, outcome: str) -> None:
+        self.counts[(key, outcome)] = self.counts.get((key, outcome), 0) + 1
+
+
+_BASIC = KeySpec(name="basic-auth", hash="sha256:" + "0" * 64)
+
+
+class KeyPolicy(ASGIMiddleware):
+    scopes = (ScopeType.HTTP,)
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        basic_only = policy._basic is not None and not policy.ring.keys
+        if basic_only:
+            self._challenge = 'Basic realm="roundhouse"'
+            self._message = (
+                "missing or invalid credentials; send HTTP Basic credentials "
+                "(http://user:pass@host:port/v1 as the client's base URL)"
+            )
+        else:
+            self._challenge = "Bearer"
+            self._message = "missing or invalid API key; send Authorization: Bearer <key>"
+            if policy._basic is not None:
+                self._message += " or HTTP Basic credentials"
+
+    async def _identify(self, scope: Scope) -> KeySpec:
+        header = offered = ""
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                header = value.decode("latin-1")
+            elif name == b"x-api-key":
+                offered = value.decode("latin-1").strip()
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            offered = token.strip()
+        policy = self.policy
+        if scheme.lower() == "basic" and policy.basic_ok(token):
+            return _BASIC
+        key = policy.ring.identify(offered) if offered else None
+        if key is None and offered:
+            # A key rotated through another replica a moment ago.
+            await policy.refresh(force=True)
+            key = policy.ring.identify(offered)
+        if key is None:
+            raise APIError(
+                401,
+                self._message,
+                code="invalid_api_key",
+                headers={"WWW-Authenticate": self._challenge},
+            )
+        return key
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        policy = self.policy
+        await policy.refresh()
+        key = await self._identify(scope)
+        lease = uuid.uuid4().hex
+        verdict = await policy.admit(key, lease) if _limited(key) else None
+        if verdict is not None and not verdict.allowed:
+            policy.count(key.name, "refused_" + (verdict.refused_by or "limit"))
+            what, code = _REFUSALS[verdict.refused_by or "rpm"]
+            wait = max(1, math.ceil(verdict.retry_after))
+            raise APIError(
+                429,
+                f"key {key.name!r} is over its {what}; retry in {wait}s",
+                code=code,
+                headers={"Retry-After": str(wait), **_headers(key, verdict)},
+            )
+        policy.count(key.name, "admitted")
+        extra = (
+            []
+            if verdict is None
+            else [(k.encode(), v.encode()) for k, v in _headers(key, verdict).items()]
+        )
+
+        async def send_with_limits(message: Message) -> None:
+            if extra and message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), *extra]
+            await send(message)
+
+        token = _current.set(key)
+        try:
+            await next_app(scope, receive, send_with_limits)
+        finally:
+            _current.reset(token)
+            info = tracing.current()
+            tokens = info.tokens if info is not None else 0
+            # Shielded: a client that leaves must not skip the charge or the release.
+            await asyncio.shield(policy.settle(key, lease, tokens, admitted=verdict is not None))
+
+
+def policy_from(
+    *,
+    keys_file: Path | None,
+    api_keys: Sequence[str],
+    basic: str | None,
+    redis_url: str | None,
+    on_failure: Literal["open", "closed"],
+) -> Policy | None:
+    """The policy these settings ask for; None when no credential is required."""
+    from ._file import load_keys
+    from ._redis import RedisStore
+    from ._store import MemoryStore
+
+    named = list(load_keys(keys_file).keys) if keys_file is not None else []
+    taken = {k.name for k in named}
+    # ROUNDHOUSE_API_KEYS: keys without limits, named by their place in the list.
+    for i, secret in enumerate(api_keys, start=1):
+        name = f"key-{i}"
+        while name in taken:
+            name += "-env"
+        named.append(KeySpec(name=name, hash=hash_key(secret)))
+    if not named and basic is None:
+        return None
+    store: LimitStore = RedisStore(redis_url) if redis_url else MemoryStore()
+    return Policy(KeyRing(named, keys_file), store, on_failure=on_failure, basic=basic)

@@ -180,6 +180,11 @@ class Policy:
         self.counts: dict[tuple[str, str], int] = {}
         self.tokens: dict[str, int] = {}
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> Policy:
+        # Litestar copies the routers it registers, middleware included: the policy is
+        # one shared service (a Redis client, counters), never to be duplicated.
+        return self
+
     # -- the store, with its failures contained --------------------------------
 
     def _failed(self, exc: Exception) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-
 from engines import State
 
 from ...dispatch import Dispatcher
@@ -26,8 +24,11 @@ def _candidates(name: str) -> list[str]:
 def resolve(dispatcher: Dispatcher, name: str) -> ModelSpec:
     """The registry model behind an Ollama name, or Ollama's own 404."""
     for candidate in _candidates(name):
-        with contextlib.suppress(APIError):
+        try:
             return dispatcher.resolve(candidate)
+        except APIError as exc:
+            if exc.status != 404:
+                raise  # known, but not this caller's (a key's models)
     raise APIError(
         404,
         f"model {_go_quote(name)} not found, try pulling it first",

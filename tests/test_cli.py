@@ -79,3 +79,13 @@ def test_start_summary_survives_models_loading_together(server: Server) -> None:
     wait_for(lambda: "Roundhouse ready" in server.log, timeout=30, what="the start summary")
     assert "smollm2: ready" in server.log
     assert "single-slot: ready" in server.log
+
+
+def test_every_setting_is_documented() -> None:
+    from gateway.settings import Settings
+
+    table = (Path(__file__).resolve().parent.parent / "docs" / "configuration.md").read_text()
+    missing = [
+        name for name in Settings.model_fields if f"`ROUNDHOUSE_{name.upper()}`" not in table
+    ]
+    assert missing == []

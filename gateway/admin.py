@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,6 @@ from litestar.params import FromPath
 from pydantic import SecretStr
 
 from ._schema import DeploymentList, DeploymentView, ReloadResult
-from .auth import Guard
 from .deployments import describe, memory
 from .dispatch import Dispatcher
 from .errors import APIError
@@ -31,6 +31,8 @@ from .registry import ConfigError, load_registry
 __all__ = ["ADMIN_OPERATIONS", "admin_guard", "admin_router", "reload_registry"]
 
 log = logging.getLogger("roundhouse.gateway")
+
+AsyncGuard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], Awaitable[None]]
 
 
 def reload_registry(dispatcher: Dispatcher, path: Path) -> dict[str, list[str]]:
@@ -102,15 +104,22 @@ def unload_deployment(
     return describe(dispatcher, slot)
 
 
-def admin_guard(key: SecretStr | None, policy: Policy | None) -> Guard:
+def admin_guard(key: SecretStr | None, policy: Policy | None) -> AsyncGuard:
     """ROUNDHOUSE_ADMIN_KEY, or a key of the keys file marked ``admin: true``."""
     secret = key.get_secret_value().encode() if key is not None else None
 
-    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
         scheme, _sep, token = connection.headers.get("authorization", "").partition(" ")
         offered = token.strip() if scheme.lower() == "bearer" else ""
         matched = secret is not None and hmac.compare_digest(offered.encode(), secret)
-        found = policy.ring.identify(offered) if policy is not None and offered else None
+        found = None
+        if policy is not None and offered:
+            # Rotations made through another replica count here as on the API.
+            await policy.refresh()
+            found = policy.ring.identify(offered)
+            if found is None:
+                await policy.refresh(force=True)
+                found = policy.ring.identify(offered)
         if not (matched or (found is not None and found.admin)):
             raise APIError(
                 401,
@@ -122,7 +131,7 @@ def admin_guard(key: SecretStr | None, policy: Policy | None) -> Guard:
     return guard
 
 
-def admin_router(guard: Guard, config: Path) -> Router:
+def admin_router(guard: AsyncGuard, config: Path) -> Router:
     @post("/reload", status_code=200, sync_to_thread=False)
     def reload(dispatcher: NamedDependency[Dispatcher]) -> Response[dict[str, Any]]:
         try:
@@ -153,6 +162,7 @@ _DEPLOYMENT = (PathParameter(name="name", description="The deployment's name in 
 # handler (a body declared as not JSON, headers too large) still answers.
 ADMIN_OPERATIONS = [
     Operation(
+        admin=True,
         method="get",
         path="/admin/deployments",
         summary="Every deployment's state, the retired ones, and the memory budget",
@@ -163,6 +173,7 @@ ADMIN_OPERATIONS = [
         refusals=READ_ERRORS,
     ),
     Operation(
+        admin=True,
         method="get",
         path="/admin/deployments/{name}",
         summary="One deployment's state",
@@ -174,6 +185,7 @@ ADMIN_OPERATIONS = [
         parameters=_DEPLOYMENT,
     ),
     Operation(
+        admin=True,
         method="post",
         path="/admin/deployments/{name}/load",
         summary="Load a deployment now and wait until it serves",
@@ -185,6 +197,7 @@ ADMIN_OPERATIONS = [
         parameters=_DEPLOYMENT,
     ),
     Operation(
+        admin=True,
         method="post",
         path="/admin/deployments/{name}/unload",
         summary="Drain a deployment (requests in flight finish), then unload it",
@@ -197,6 +210,7 @@ ADMIN_OPERATIONS = [
         parameters=_DEPLOYMENT,
     ),
     Operation(
+        admin=True,
         method="post",
         path="/admin/reload",
         summary="Read the registry file again and serve it; a bad one keeps the old (400)",

@@ -154,10 +154,13 @@ class Started:
     async def _drain(self) -> tuple[Answer, Finish]:
         answer = Answer()
         try:
-            async for item in self.items():
-                answer.add(item)
-                if isinstance(item, Finish):
-                    return answer, item
+            # Closed here, not by the loop's finalizer later: its end reports the
+            # usage that the caller's key is charged before the response is over.
+            async with contextlib.aclosing(self.items()) as items:
+                async for item in items:
+                    answer.add(item)
+                    if isinstance(item, Finish):
+                        return answer, item
         except EngineError as exc:
             raise from_engine_error(exc) from None
         raise APIError(500, "the engine stream ended without a finish", code="internal_error")

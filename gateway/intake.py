@@ -2,9 +2,9 @@
 
 Headers too large (431), a body on GET or HEAD (400), a body that is declared as
 something other than JSON (415), and a body that trickles in slower than
-``body_timeout`` allows (408: a slowloris client holds a connection and a task, never
-a slot). A Litestar middleware, so that each face's exception handlers answer in
-that face's envelope.
+``body_timeout`` allows (408: a slowloris client holds a connection and a task for
+that long at most, never a model's slot). A Litestar middleware, so that each face's
+exception handlers answer in that face's envelope.
 """
 
 from __future__ import annotations

@@ -207,8 +207,9 @@ def test_a_giant_body_is_refused_without_stalling_a_stream(server: Server) -> No
     """Thousands of messages that cannot fit: refused from their size before they are
     tokenized whole, while a stream on the same model keeps going to its end."""
     url = f"{server.url}/v1/chat/completions"
-    # Under the test server's 1 MiB body limit; the prompt alone is far past n_ctx.
-    messages = [{"role": "user", "content": f"short message {i}"} for i in range(14_000)]
+    # Under the test server's 1 MiB body limit and ROUNDHOUSE_MAX_MESSAGES (2048); the
+    # prompt alone is far past n_ctx.
+    messages = [{"role": "user", "content": f"message {i}: " + "word " * 60} for i in range(2000)]
 
     async def main() -> tuple[httpx.Response, list[str]]:
         async with httpx.AsyncClient(timeout=120) as client:

@@ -287,9 +287,14 @@ def test_rotation_through_one_replica_holds_on_both(replicas: tuple[Server, Serv
     assert new.startswith("rh-")
     assert rotated.json()["persisted"] is True
     fresh = {"Authorization": f"Bearer {new}"}
-    # The new key works at once on both (a replica that does not know it asks the store).
-    assert httpx.get(f"{second.url}/v1/models", headers=fresh).status_code == 200
+    # The new key works at once where it was rotated; a replica that does not know it
+    # asks the store (at most once a second, so that wrong keys cannot flood it).
     assert httpx.get(f"{first.url}/admin/keys", headers=fresh).status_code == 200
+    wait_for(
+        lambda: httpx.get(f"{second.url}/v1/models", headers=fresh).status_code == 200,
+        timeout=10,
+        what="the other replica to take the new key",
+    )
     # The old one stops at once where it was rotated, within seconds on the other.
     assert _models(first, "admin").status_code == 401
     wait_for(
@@ -298,6 +303,32 @@ def test_rotation_through_one_replica_holds_on_both(replicas: tuple[Server, Serv
         what="the other replica to drop the old key",
     )
     SECRETS["admin"] = new
+
+
+def test_a_second_rotation_retires_every_older_key_everywhere(
+    replicas: tuple[Server, Server],
+) -> None:
+    first, second = replicas
+    middle = SECRETS["admin"]
+    rotated = httpx.post(f"{first.url}/admin/keys/admin/rotate", headers=_auth("admin"), timeout=10)
+    assert rotated.status_code == 200, rotated.text
+    SECRETS["admin"] = rotated.json()["key"]
+    # The second replica's file still holds the first hash: it too takes the newest.
+    wait_for(
+        lambda: _models(second, "admin").status_code == 200,
+        timeout=10,
+        what="the other replica to take the newest key",
+    )
+    wait_for(
+        lambda: (
+            httpx.get(
+                f"{second.url}/v1/models", headers={"Authorization": f"Bearer {middle}"}
+            ).status_code
+            == 401
+        ),
+        timeout=15,
+        what="the middle key to stop on the other replica",
+    )
 
 
 def _gateway(folder: Path, model_path: Path, **env: str) -> Server:
@@ -348,8 +379,18 @@ def test_redis_going_away_fails_closed_then_recovers(tmp_path: Path, model_path:
 def test_an_unreachable_redis_fails_open_when_told(tmp_path: Path, model_path: Path) -> None:
     url = f"redis://127.0.0.1:{_free_port()}/0"
     with _gateway(
-        tmp_path, model_path, ROUNDHOUSE_REDIS_URL=url, ROUNDHOUSE_LIMITS_ON_FAILURE="open"
+        tmp_path,
+        model_path,
+        ROUNDHOUSE_REDIS_URL=url,
+        ROUNDHOUSE_LIMITS_ON_FAILURE="open",
+        ROUNDHOUSE_API_KEYS="plain-env-key",
     ) as server:
+        # A key from the environment cannot be rotated: the environment would undo it.
+        refused = httpx.post(f"{server.url}/admin/keys/key-1/rotate", headers=_auth("admin"))
+        assert refused.status_code == 400
+        assert refused.json()["error"]["code"] == "not_rotatable"
+        plain = {"Authorization": "Bearer plain-env-key"}
+        assert httpx.get(f"{server.url}/v1/models", headers=plain).status_code == 200
         answers = [_models(server, "rpm3") for _ in range(5)]
         assert [a.status_code for a in answers] == [200] * 5
         assert "x-ratelimit-limit-requests" not in answers[-1].headers
@@ -401,3 +442,26 @@ def test_a_bad_keys_file_stops_serve_with_one_line(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "hash must be sha256:" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_an_empty_keys_file_refuses_everyone(tmp_path: Path) -> None:
+    from litestar.testing import TestClient
+
+    from engines import EngineSpec
+    from gateway import Settings, create_app
+    from gateway.dispatch import Dispatcher
+    from gateway.registry import Deployment, ModelSpec, Registry
+
+    from .fakes import FakeEngine
+
+    keys = tmp_path / "keys.yaml"
+    keys.write_text("keys: []\n")
+    model = ModelSpec(name="fake", deployments=(Deployment(engine="fake", name="fake"),))
+    engine = FakeEngine(EngineSpec(name="fake"))
+    engine.loaded.set()
+    dispatcher = Dispatcher(Registry(models=(model,)), {"fake": engine})
+    app = create_app(Settings(keys_file=keys), dispatcher=dispatcher)
+    with TestClient(app) as client:
+        assert client.get("/v1/models").status_code == 401
+        assert client.get("/v1/models", headers={"Authorization": "Bearer x"}).status_code == 401
+        assert client.get("/health").status_code in (200, 503)

@@ -107,6 +107,7 @@ KEY_ROUTES = [list_keys, show_key, rotate_key]
 _NAME = (PathParameter(name="name", description="The key's name"),)
 KEY_OPERATIONS = [
     Operation(
+        admin=True,
         method="get",
         path="/admin/keys",
         operation_id="adminListKeys",
@@ -117,6 +118,7 @@ KEY_OPERATIONS = [
         refusals=(*READ_ERRORS, 404),
     ),
     Operation(
+        admin=True,
         method="get",
         path="/admin/keys/{name}",
         operation_id="adminShowKey",
@@ -128,6 +130,7 @@ KEY_OPERATIONS = [
         refusals=(*READ_ERRORS, 404),
     ),
     Operation(
+        admin=True,
         method="post",
         path="/admin/keys/{name}/rotate",
         operation_id="adminRotateKey",

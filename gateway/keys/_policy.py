@@ -45,6 +45,8 @@ _current: contextvars.ContextVar[KeySpec | None] = contextvars.ContextVar(
 )
 # How often a replica looks for rotations made through another one.
 _ROTATION_REFRESH = 5.0
+# The soonest an unknown key makes a replica look again.
+_FORCED_REFRESH = 1.0
 # While the store is unreachable, how long each replica waits before asking it again.
 _STORE_RETRY = 1.0
 
@@ -55,38 +57,56 @@ def current_key() -> KeySpec | None:
 
 
 class KeyRing:
-    """The accepted keys, by hash, with rotations made through any replica applied."""
+    """The accepted keys, by hash, with rotations made through any replica applied.
 
-    def __init__(self, keys: Sequence[KeySpec], path: Path | None = None) -> None:
+    Keys of the file can be rotated; keys of ``ROUNDHOUSE_API_KEYS`` cannot (the
+    environment would bring the old one back at the next start).
+    """
+
+    def __init__(
+        self, keys: Sequence[KeySpec], path: Path | None = None, *, env: Sequence[KeySpec] = ()
+    ) -> None:
         self._file = list(keys)
-        self._keys = list(keys)
+        self._rotated = list(keys)
+        self._env = list(env)
         self.path = path
-        self._rotations: dict[str, tuple[str, str]] = {}
 
     @property
     def keys(self) -> list[KeySpec]:
-        return list(self._keys)
+        return [*self._rotated, *self._env]
+
+    @property
+    def file_keys(self) -> list[KeySpec]:
+        return list(self._rotated)
+
+    def from_env(self, name: str) -> bool:
+        return any(k.name == name for k in self._env)
 
     def find(self, name: str) -> KeySpec | None:
-        return next((k for k in self._keys if k.name == name), None)
+        return next((k for k in self.keys if k.name == name), None)
 
     def identify(self, secret: str) -> KeySpec | None:
         offered = hash_key(secret).encode()
         found = None
         # Every hash is compared, so the time taken says nothing about which matched.
-        for key in self._keys:
+        for key in self.keys:
             if hmac.compare_digest(offered, key.hash.encode()):
                 found = key
         return found
 
-    def apply(self, rotations: dict[str, tuple[str, str]]) -> None:
-        """Rotations whose replaced hash is still the file's (an edited file wins)."""
-        self._rotations = rotations
+    def apply(self, rotations: dict[str, tuple[tuple[str, ...], str]]) -> None:
+        """Rotations: name -> (every hash it replaced, the current one). A file key whose
+        hash was replaced takes the current one; a hash the store never saw (the file
+        was edited since) is the operator's word and stays."""
         keys = []
         for key in self._file:
-            replaced, new = rotations.get(key.name, ("", ""))
-            keys.append(_with_hash(key, new) if replaced == key.hash else key)
-        self._keys = keys
+            retired, current = rotations.get(key.name, ((), ""))
+            keys.append(_with_hash(key, current) if key.hash in retired else key)
+        self._rotated = keys
+
+    def persisted(self) -> None:
+        """The file now holds the rotated hashes."""
+        self._file = list(self._rotated)
 
 
 def _with_hash(key: KeySpec, digest: str) -> KeySpec:
@@ -234,22 +254,33 @@ class Policy:
             headers={"Retry-After": "1"},
         )
 
-    async def settle(self, key: KeySpec, lease: str, tokens: int, *, admitted: bool) -> None:
+    async def settle(self, key: KeySpec, lease: str, tokens: int) -> None:
         """After the answer: charge its tokens, free its parallel slot."""
         self.tokens[key.name] = self.tokens.get(key.name, 0) + tokens
+        if key.max_parallel is not None:
+            # Always tried, circuit or not, admitted or not (an admit that timed out
+            # may have taken its lease): a lease left behind locks the key out until
+            # it lapses.
+            try:
+                await self.store.release(key.name, lease)
+            except (RedisError, OSError) as exc:
+                self._failed(exc)
+        if not tokens or (key.tpm is None and key.budget is None):
+            return
         if not self.reachable and time.monotonic() < self._retry_at:
             return
         try:
-            if tokens and (key.tpm is not None or key.budget is not None):
-                await self.store.charge(key.name, tokens, limits_of(key, time.time()))
-            if admitted and key.max_parallel is not None:
-                await self.store.release(key.name, lease)
+            await self.store.charge(key.name, tokens, limits_of(key, time.time()))
         except (RedisError, OSError) as exc:
             self._failed(exc)
 
     async def refresh(self, *, force: bool = False) -> None:
+        """Look for rotations made elsewhere: every few seconds, or at once (``force``,
+        an unknown key), but never more than once a second, so that a flood of wrong
+        keys cannot turn into a flood of store reads."""
         now = time.monotonic()
-        if not force and now - self._refreshed < _ROTATION_REFRESH:
+        wait = _FORCED_REFRESH if force else _ROTATION_REFRESH
+        if now - self._refreshed < wait:
             return
         if not self.reachable and now < self._retry_at:
             return
@@ -264,17 +295,23 @@ class Policy:
         key = self.ring.find(name)
         if key is None:
             raise APIError(404, f"no key named {name!r}", code="key_not_found")
+        if self.ring.from_env(name):
+            raise APIError(
+                400,
+                f"key {name!r} comes from ROUNDHOUSE_API_KEYS; change it there",
+                param="name",
+                code="not_rotatable",
+            )
         secret = new_key()
         digest = hash_key(secret)
-        original = next(k for k in self.ring._file if k.name == name)
         try:
-            await self.store.rotate(name, original.hash, digest)
+            await self.store.rotate(name, key.hash, digest)
+            self.ring.apply(await self.store.rotated())
         except (RedisError, OSError) as exc:
             self._failed(exc)
             raise APIError(
                 503, f"the key store is unreachable: {exc}", code="limits_unavailable"
             ) from None
-        self.ring.apply({**self.ring._rotations, name: (original.hash, digest)})
         persisted = self._persist()
         log.info("key %s rotated through the admin API", name)
         return self.ring.find(name) or key, secret, persisted
@@ -284,12 +321,11 @@ class Policy:
         if path is None:
             return False
         try:
-            write_keys(path, KeysFile(keys=tuple(self.ring.keys)))
+            write_keys(path, KeysFile(keys=tuple(self.ring.file_keys)))
         except OSError as exc:
             log.warning("rotation kept in the %s store only: %s", self.store.backend, exc)
             return False
-        # The file now holds the new hash: later rotations replace that one.
-        self.ring._file = self.ring.keys
+        self.ring.persisted()
         return True
 
     def health(self) -> dict[str, Any]:
@@ -399,7 +435,7 @@ class KeyPolicy(ASGIMiddleware):
             info = tracing.current()
             tokens = info.tokens if info is not None else 0
             # Shielded: a client that leaves must not skip the charge or the release.
-            await asyncio.shield(policy.settle(key, lease, tokens, admitted=verdict is not None))
+            await asyncio.shield(policy.settle(key, lease, tokens))
 
 
 def policy_from(
@@ -418,12 +454,16 @@ def policy_from(
     named = list(load_keys(keys_file).keys) if keys_file is not None else []
     taken = {k.name for k in named}
     # ROUNDHOUSE_API_KEYS: keys without limits, named by their place in the list.
+    env = []
     for i, secret in enumerate(api_keys, start=1):
         name = f"key-{i}"
         while name in taken:
             name += "-env"
-        named.append(KeySpec(name=name, hash=hash_key(secret)))
-    if not named and basic is None:
+        env.append(KeySpec(name=name, hash=hash_key(secret)))
+    # A keys file with no keys in it still requires a key (and so refuses everyone):
+    # an emptied file must never open the API.
+    if keys_file is None and not env and basic is None:
         return None
     store: LimitStore = RedisStore(redis_url) if redis_url else MemoryStore()
-    return Policy(KeyRing(named, keys_file), store, on_failure=on_failure, basic=basic)
+    ring = KeyRing(named, keys_file, env=env)
+    return Policy(ring, store, on_failure=on_failure, basic=basic)

@@ -101,6 +101,18 @@ end
 return 1
 """
 
+# The current hash, then every hash it replaced: one field per key name.
+_ROTATE = """
+local old = redis.call('HGET', KEYS[1], ARGV[1])
+local retired = ARGV[2]
+if old then
+  local _, _, rest = string.find(old, '^%S+ ?(.*)$')
+  if rest ~= '' then retired = rest .. ',' .. ARGV[2] end
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3] .. ' ' .. retired)
+return 1
+"""
+
 _USAGE = (
     _READ
     + """
@@ -127,10 +139,13 @@ class RedisStore:
         self._admit = self._client.register_script(_ADMIT)
         self._charge = self._client.register_script(_CHARGE)
         self._usage = self._client.register_script(_USAGE)
+        self._rotate = self._client.register_script(_ROTATE)
 
     @staticmethod
     def _keys(key: str, limits: Limits) -> list[str]:
-        base = _PREFIX + key
+        # The name as a hash tag: a key's series share a Redis Cluster slot, as one
+        # script's keys must.
+        base = _PREFIX + "{" + key + "}"
         return [
             base + ":requests",
             base + ":tokens",
@@ -172,7 +187,7 @@ class RedisStore:
         )
 
     async def release(self, key: str, lease: str) -> None:
-        await self._client.zrem(_PREFIX + key + ":leases", lease)
+        await self._client.zrem(self._keys(key, Limits())[2], lease)
 
     async def usage(self, key: str, limits: Limits) -> KeyUsage:
         count, used, leases, spent, requests, tokens = await self._usage(
@@ -187,16 +202,16 @@ class RedisStore:
             tokens_total=int(tokens),
         )
 
-    async def rotated(self) -> dict[str, tuple[str, str]]:
+    async def rotated(self) -> dict[str, tuple[tuple[str, ...], str]]:
         stored: dict[str, str] = await self._client.hgetall(_ROTATIONS)
         out = {}
         for name, value in stored.items():
-            replaced, _, new = value.partition(" ")
-            out[name] = (replaced, new)
+            current, _, retired = value.partition(" ")
+            out[name] = (tuple(r for r in retired.split(",") if r), current)
         return out
 
     async def rotate(self, name: str, replaces: str, new: str) -> None:
-        await self._client.hset(_ROTATIONS, name, f"{replaces} {new}")
+        await self._rotate(keys=[_ROTATIONS], args=[name, replaces, new])
 
     async def ping(self) -> None:
         await self._client.ping()

@@ -72,8 +72,8 @@ class LimitStore(Protocol):
 
     async def usage(self, key: str, limits: Limits) -> KeyUsage: ...
 
-    async def rotated(self) -> dict[str, tuple[str, str]]:
-        """Rotations made through any replica: name -> (hash replaced, new hash)."""
+    async def rotated(self) -> dict[str, tuple[tuple[str, ...], str]]:
+        """Rotations made through any replica: name -> (every hash replaced, the current)."""
         ...
 
     async def rotate(self, name: str, replaces: str, new: str) -> None: ...
@@ -119,7 +119,7 @@ class MemoryStore:
 
     def __init__(self) -> None:
         self._keys: dict[str, _Key] = collections.defaultdict(_Key)
-        self._rotations: dict[str, tuple[str, str]] = {}
+        self._rotations: dict[str, tuple[tuple[str, ...], str]] = {}
         self._now = time.time
 
     def _key(self, key: str, now: float) -> _Key:
@@ -184,11 +184,12 @@ class MemoryStore:
             tokens_total=state.tokens_total,
         )
 
-    async def rotated(self) -> dict[str, tuple[str, str]]:
+    async def rotated(self) -> dict[str, tuple[tuple[str, ...], str]]:
         return dict(self._rotations)
 
     async def rotate(self, name: str, replaces: str, new: str) -> None:
-        self._rotations[name] = (replaces, new)
+        retired, _ = self._rotations.get(name, ((), ""))
+        self._rotations[name] = ((*retired, replaces), new)
 
     async def ping(self) -> None:
         return None

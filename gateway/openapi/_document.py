@@ -56,11 +56,12 @@ def _renamed(value: Any, names: dict[str, str]) -> Any:
     if isinstance(value, dict):
         out = {}
         for key, item in value.items():
-            if key == "$ref" and isinstance(item, str) and item.startswith(_REF):
-                out[key] = _REF + names.get(item[len(_REF) :], item[len(_REF) :])
-            else:
-                out[key] = _renamed(item, names)
+            out[key] = _renamed(item, names)
         return out
+    if isinstance(value, str) and value.startswith(_REF):
+        # A $ref, or a discriminator's mapping value: both name a component.
+        name = value[len(_REF) :]
+        return _REF + names.get(name, name)
     if isinstance(value, list):
         return [_renamed(item, names) for item in value]
     return value
@@ -157,8 +158,9 @@ def _operation(op: Operation, schemas: _Schemas, *, secured: bool) -> dict[str, 
             "required": True,
             "content": {"application/json": {"schema": schemas.of(op.body)}},
         }
-    # Routes outside the keys answer neither 401 nor a key's 429.
-    unkeyed = {401, 429} if op.public else ({401} if not secured else set())
+    # Routes outside the keys answer neither 401 nor a key's 429; the admin API always
+    # needs its key.
+    unkeyed = {401, 429} if op.public else set() if secured or op.admin else {401}
     refusals = sorted(set(op.refusals) - unkeyed - {op.status})
     responses = {str(op.status): _success(op, schemas)}
     own = dict(op.other_bodies)
@@ -166,7 +168,9 @@ def _operation(op: Operation, schemas: _Schemas, *, secured: bool) -> dict[str, 
         shape = own.get(status, op.errors)
         responses[str(status)] = _error_response(status, schemas.of(shape))
     body["responses"] = responses
-    if secured and op.public:
+    if op.admin:
+        body["security"] = [{"adminBearer": []}]
+    elif secured and op.public:
         body["security"] = []
     return body
 
@@ -184,6 +188,15 @@ _SECURITY_SCHEMES = {
         "scheme": "basic",
         "description": "ROUNDHOUSE_BASIC_AUTH (SakuraLLM's --auth)",
     },
+}
+
+
+_ADMIN_SCHEME = {
+    "adminBearer": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "ROUNDHOUSE_ADMIN_KEY, or a key of the keys file with admin: true",
+    }
 }
 
 
@@ -212,7 +225,10 @@ def build_document(
         "paths": paths,
         "components": {"schemas": schemas.components},
     }
+    schemes = dict(_ADMIN_SCHEME) if any(op.admin for op in operations) else {}
     if secured:
-        document["components"]["securitySchemes"] = _SECURITY_SCHEMES
+        schemes.update(_SECURITY_SCHEMES)
         document["security"] = [{"bearer": []}, {"apiKey": []}, {"basic": []}]
+    if schemes:
+        document["components"]["securitySchemes"] = schemes
     return document

@@ -31,8 +31,9 @@ BODY_ERRORS = (400, 401, 403, 408, 413, 415, 429, 431)
 # A generation or embedding: also an unknown model (404), an engine that failed (502),
 # a model that cannot be served now (503), an engine that timed out (504).
 GENERATION_ERRORS = (*BODY_ERRORS, 404, 502, 503, 504)
-# A GET: a body sent with it (400), keys, rate limits, headers too large.
-READ_ERRORS = (400, 401, 429, 431)
+# A GET: a body sent with it (400), keys (401, and 403 for a model the key may not
+# use), rate limits, headers too large.
+READ_ERRORS = (400, 401, 403, 429, 431)
 # A GET outside the keys (health, probes): no 401, and no key's limits to hit.
 OPEN_READ_ERRORS = (400, 431)
 
@@ -72,4 +73,6 @@ class Operation(msgspec.Struct, frozen=True, kw_only=True):
     description: str | None = None
     # Open without a key even when keys are set (health, probes).
     public: bool = False
+    # The admin API's: its own bearer key, whatever the API's keys are.
+    admin: bool = False
     operation_id: str | None = None

@@ -6,7 +6,7 @@ from typing import Any
 
 from engines import ModelInfo, State
 
-from ...dispatch import Dispatcher
+from ...dispatch import Dispatcher, permitted
 from ...errors import APIError
 from ...health import slot_states
 from ...policy import effective_defaults
@@ -71,7 +71,7 @@ def slots(dispatcher: Dispatcher, only: ModelSpec | None = None) -> list[dict[st
     out: list[dict[str, Any]] = []
     first = _first_ids(dispatcher)
     for model, dep in _deployments(dispatcher):
-        if only is not None and model.name != only.name:
+        if (only is not None and model.name != only.name) or not permitted(model):
             continue
         slot = dispatcher.slot(dep)
         health = slot.health()

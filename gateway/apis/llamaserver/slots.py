@@ -38,7 +38,12 @@ def props(
 ) -> dict[str, Any]:
     """The primary model (``default_model``, else the first), or ``?model=``."""
     require_loaded(dispatcher)
-    spec = dispatcher.resolve(model) if model else dispatcher.primary()
+    # The primary model, as the caller's key may see it (else 403).
+    spec = (
+        dispatcher.resolve(model)
+        if model
+        else dispatcher.resolve_for_request(None, single_model=True)
+    )
     info = model_info(dispatcher, spec)
     first = spec.deployments[0]
     return {

@@ -173,7 +173,7 @@ def list_running(dispatcher: NamedDependency[Dispatcher]) -> dict[str, Any]:
     now = datetime.now(UTC)
     running = []
     for model in dispatcher.registry.models:
-        deployment = ready_deployment(dispatcher, model)
+        deployment = ready_deployment(dispatcher, model) if permitted(model) else None
         if deployment is None:
             continue
         # When the model's ttl would unload it if no request came (never, without one).

@@ -52,13 +52,13 @@ def _facts(model: ModelSpec) -> dict[str, str]:
 
 @get("/api/core/version", sync_to_thread=False)
 def core_version(dispatcher: NamedDependency[Dispatcher]) -> dict[str, Any]:
-    facts = _facts(dispatcher.primary())
+    facts = _facts(dispatcher.resolve_for_request(None, single_model=True))
     return {"name": facts["name"], "version": facts["version"], "quant": facts["quant"]}
 
 
 @get("/v1/chat/model_info", sync_to_thread=False)
 def model_info(dispatcher: NamedDependency[Dispatcher]) -> dict[str, Any]:
-    facts = _facts(dispatcher.primary())
+    facts = _facts(dispatcher.resolve_for_request(None, single_model=True))
     return {
         "model_name": facts["name"],
         "model_version": facts["version"],

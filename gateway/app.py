@@ -26,6 +26,7 @@ from .apis.openai import ROUTES as OPENAI_ROUTES
 from .apis.responses import ROUTES as RESPONSES_ROUTES
 from .apis.sakura import ROUTES as SAKURA_ROUTES
 from .apis.sakura.translate import translate
+from .console import CONSOLE_OPERATIONS, LOG_OPERATIONS, Console, console_routes, log_routes
 from .dispatch import Dispatcher
 from .errors import app_exception_handlers
 from .health import health, health_detailed, health_ready
@@ -54,7 +55,9 @@ def all_operations(*, admin: bool) -> list[Operation]:
         *health_routes.OPERATIONS,
         *metrics_routes.OPERATIONS,
         *DOCS_OPERATIONS,
+        *CONSOLE_OPERATIONS,
         *(ADMIN_OPERATIONS if admin else []),
+        *(LOG_OPERATIONS if admin else []),
     ]
 
 
@@ -93,6 +96,34 @@ def _cors(settings: Settings) -> CORSConfig | None:
     )
 
 
+def _provide(value: object) -> Provide:
+    """One object for every request that asks for it (the app's, never a module's)."""
+
+    def provide() -> object:
+        return value
+
+    return Provide(provide, sync_to_thread=False)
+
+
+def _api_router(policy: Policy | None) -> Router:
+    """Every face's routes, behind the keys when keys are set."""
+    return Router(
+        path="/",
+        # Exact paths only: Sakura's /api/v1/generate and /api/core/version sit beside
+        # Ollama's /api/... routes without shadowing them.
+        route_handlers=[
+            *OPENAI_ROUTES,
+            *RESPONSES_ROUTES,
+            *LLAMASERVER_ROUTES,
+            *SAKURA_ROUTES,
+            translate,
+            ollama_router(),
+            anthropic_router(),
+        ],
+        middleware=[] if policy is None else [KeyPolicy(policy)],
+    )
+
+
 def create_app(
     settings: Settings,
     *,
@@ -121,6 +152,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         loading = asyncio.create_task(load())
+        console.start()
         loop = asyncio.get_running_loop()
         try:
             loop.add_signal_handler(signal.SIGHUP, reload_on_signal)
@@ -136,55 +168,39 @@ def create_app(
                 loading.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await loading
+            await console.stop()
             await served.close()
             if policy is not None:
                 await policy.store.close()
-
-    async def provide_dispatcher() -> Dispatcher:
-        return served
 
     # Per app, never module-level: two apps in one process must not share series.
     policy = _policy(settings)
     metrics = Metrics(served, policy)
 
-    async def provide_metrics() -> Metrics:
-        return metrics
-
-    async def provide_policy() -> Policy | None:
-        return policy
-
-    secured = policy is not None
-    api = Router(
-        path="/",
-        # Exact paths only: Sakura's /api/v1/generate and /api/core/version sit beside
-        # Ollama's /api/... routes without shadowing them.
-        route_handlers=[
-            *OPENAI_ROUTES,
-            *RESPONSES_ROUTES,
-            *LLAMASERVER_ROUTES,
-            *SAKURA_ROUTES,
-            translate,
-            ollama_router(),
-            anthropic_router(),
-        ],
-        middleware=[] if policy is None else [KeyPolicy(policy)],
+    # The console's charts and log lines: per app, filled off the request path.
+    console = Console(
+        metrics.registry,
+        lambda: {m.name: [d.name or m.name for d in m.deployments] for m in served.registry.models},
     )
+
+    api = _api_router(policy)
     # /metrics sits beside /health, outside the API keys: operators scrape it from
     # inside the network, and it shows no request content (see docs/operations.md).
     admin_on = settings.admin_key is not None or (
         policy is not None and any(k.admin for k in policy.ring.keys)
     )
     guard = admin_guard(settings.admin_key, policy)
-    admin = [admin_router(guard, settings.config)] if admin_on else []
+    admin = [admin_router(guard, settings.config), log_routes(guard)] if admin_on else []
     document = build_document(
         all_operations(admin=admin_on),
         version=importlib.metadata.version("roundhouse"),
-        secured=secured,
+        secured=policy is not None,
     )
     app = Litestar(
         route_handlers=[
             api,
             *docs_routes(document),
+            *console_routes(),
             health,
             health_ready,
             health_detailed,
@@ -193,9 +209,10 @@ def create_app(
             *admin,
         ],
         dependencies={
-            "dispatcher": Provide(provide_dispatcher),
-            "metrics": Provide(provide_metrics),
-            "policy": Provide(provide_policy),
+            "dispatcher": _provide(served),
+            "metrics": _provide(metrics),
+            "policy": _provide(policy),
+            "console": _provide(console),
         },
         middleware=[
             Intake(max_header_bytes=settings.max_header_bytes, body_timeout=settings.body_timeout)

@@ -241,7 +241,7 @@ OPERATIONS = [
     Operation(
         method="get",
         path="/",
-        summary='Ollama\'s probe: "Ollama is running"',
+        summary='Ollama\'s probe: "Ollama is running" (a browser gets a link to /ui)',
         tag=_TAG,
         operation_id="ollamaProbe",
         response=str,

@@ -144,10 +144,21 @@ def _modelfile(facts: _Facts, parameters: list[tuple[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-@get("/", sync_to_thread=False, media_type="text/plain")
-def probe() -> str:
-    # Clients check this exact text to decide that an Ollama server is listening.
-    return "Ollama is running"
+_BROWSER_ROOT = (
+    b'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Roundhouse</title>'
+    b'</head><body><p>Ollama is running.</p><p><a href="/ui/">Open the Roundhouse console'
+    b'</a> &middot; <a href="/docs">API reference</a></p></body></html>'
+)
+
+
+@get("/", sync_to_thread=False)
+def probe(request: Request[Any, Any, Any]) -> Response[bytes]:
+    # Clients check this exact text to decide that an Ollama server is listening; a
+    # browser (which asks for HTML first) gets a link to the console as well.
+    accept = request.headers.get("accept", "")
+    if accept.startswith("text/html") or "application/xhtml+xml" in accept:
+        return Response(_BROWSER_ROOT, media_type="text/html")
+    return Response(b"Ollama is running", media_type="text/plain")
 
 
 @head("/", sync_to_thread=False)

@@ -2,8 +2,9 @@
 
 from ._admin import KEY_OPERATIONS, KEY_ROUTES
 from ._file import Budget, KeysError, KeysFile, KeySpec, hash_key, load_keys, new_key
-from ._policy import KeyPolicy, KeyRing, Policy, current_key, policy_from
+from ._policy import KeyPolicy, Policy, current_key, policy_from
 from ._redis import RedisStore
+from ._ring import KeyRing
 from ._store import KeyUsage, Limits, LimitStore, MemoryStore, Verdict
 
 __all__ = [

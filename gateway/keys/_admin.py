@@ -18,7 +18,8 @@ from redis.exceptions import RedisError
 from ..errors import APIError
 from ..openapi import BODY_ERRORS, READ_ERRORS, OpenAIError, Operation, PathParameter
 from ._file import Budget, KeySpec
-from ._policy import Policy, limits_of
+from ._limits import limits_of
+from ._policy import Policy
 from ._store import KeyUsage
 
 __all__ = ["KEY_OPERATIONS", "KEY_ROUTES"]

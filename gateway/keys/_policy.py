@@ -13,9 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import calendar
 import contextvars
-import datetime
 import hmac
 import logging
 import math
@@ -25,7 +23,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-import msgspec
 from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
@@ -33,10 +30,13 @@ from redis.exceptions import RedisError
 
 from .. import tracing
 from ..errors import APIError
-from ._file import KeysFile, KeySpec, hash_key, new_key, write_keys
-from ._store import Limits, LimitStore, Verdict
+from ._file import KeysFile, KeySpec, hash_key, load_keys, new_key, write_keys
+from ._limits import limited, limits_of, rate_headers
+from ._redis import RedisStore
+from ._ring import KeyRing
+from ._store import LimitStore, MemoryStore, Verdict
 
-__all__ = ["KeyPolicy", "KeyRing", "Policy", "current_key"]
+__all__ = ["KeyPolicy", "Policy", "current_key", "policy_from"]
 
 log = logging.getLogger("roundhouse.gateway")
 
@@ -54,120 +54,6 @@ _STORE_RETRY = 1.0
 def current_key() -> KeySpec | None:
     """The key of the request running in this context (None: no keys are set)."""
     return _current.get()
-
-
-class KeyRing:
-    """The accepted keys, by hash, with rotations made through any replica applied.
-
-    Keys of the file can be rotated; keys of ``ROUNDHOUSE_API_KEYS`` cannot (the
-    environment would bring the old one back at the next start).
-    """
-
-    def __init__(
-        self, keys: Sequence[KeySpec], path: Path | None = None, *, env: Sequence[KeySpec] = ()
-    ) -> None:
-        self._file = list(keys)
-        self._rotated = list(keys)
-        self._env = list(env)
-        self.path = path
-
-    @property
-    def keys(self) -> list[KeySpec]:
-        return [*self._rotated, *self._env]
-
-    @property
-    def file_keys(self) -> list[KeySpec]:
-        return list(self._rotated)
-
-    def from_env(self, name: str) -> bool:
-        return any(k.name == name for k in self._env)
-
-    def find(self, name: str) -> KeySpec | None:
-        return next((k for k in self.keys if k.name == name), None)
-
-    def identify(self, secret: str) -> KeySpec | None:
-        offered = hash_key(secret).encode()
-        found = None
-        # Every hash is compared, so the time taken says nothing about which matched.
-        for key in self.keys:
-            if hmac.compare_digest(offered, key.hash.encode()):
-                found = key
-        return found
-
-    def apply(self, rotations: dict[str, tuple[tuple[str, ...], str]]) -> None:
-        """Rotations: name -> (every hash it replaced, the current one). A file key whose
-        hash was replaced takes the current one; a hash the store never saw (the file
-        was edited since) is the operator's word and stays."""
-        keys = []
-        for key in self._file:
-            retired, current = rotations.get(key.name, ((), ""))
-            keys.append(_with_hash(key, current) if key.hash in retired else key)
-        self._rotated = keys
-
-    def persisted(self) -> None:
-        """The file now holds the rotated hashes."""
-        self._file = list(self._rotated)
-
-
-def _with_hash(key: KeySpec, digest: str) -> KeySpec:
-    return msgspec.structs.replace(key, hash=digest)
-
-
-def _period(kind: Literal["day", "week", "month"], now: float) -> tuple[str, float]:
-    """The budget's calendar period in UTC: its name and when it ends."""
-    day = datetime.datetime.fromtimestamp(now, tz=datetime.UTC).date()
-    if kind == "day":
-        end = day + datetime.timedelta(days=1)
-        name = day.isoformat()
-    elif kind == "week":
-        start = day - datetime.timedelta(days=day.weekday())
-        end = start + datetime.timedelta(days=7)
-        year, week, _ = day.isocalendar()
-        name = f"{year}-W{week:02d}"
-    else:
-        days = calendar.monthrange(day.year, day.month)[1]
-        end = day.replace(day=1) + datetime.timedelta(days=days)
-        name = f"{day.year}-{day.month:02d}"
-    stamp = datetime.datetime.combine(end, datetime.time(), tzinfo=datetime.UTC).timestamp()
-    return name, stamp
-
-
-def limits_of(key: KeySpec, now: float) -> Limits:
-    period, end = ("", 0.0) if key.budget is None else _period(key.budget.period, now)
-    return Limits(
-        rpm=key.rpm,
-        tpm=key.tpm,
-        max_parallel=key.max_parallel,
-        budget=key.budget.tokens if key.budget else None,
-        period=period,
-        period_end=end,
-    )
-
-
-def _limited(key: KeySpec) -> bool:
-    return any(v is not None for v in (key.rpm, key.tpm, key.max_parallel, key.budget))
-
-
-def _duration(seconds: float) -> str:
-    """OpenAI's reset format: ``1s``, ``6m0s``, ``250ms``."""
-    if seconds < 1:
-        return f"{max(0, math.ceil(seconds * 1000))}ms"
-    whole = math.ceil(seconds)
-    minutes, rest = divmod(whole, 60)
-    return f"{minutes}m{rest}s" if minutes else f"{rest}s"
-
-
-def _headers(key: KeySpec, verdict: Verdict) -> dict[str, str]:
-    headers: dict[str, str] = {}
-    if key.rpm is not None:
-        headers["x-ratelimit-limit-requests"] = str(key.rpm)
-        headers["x-ratelimit-remaining-requests"] = str(max(0, key.rpm - verdict.requests))
-        headers["x-ratelimit-reset-requests"] = _duration(verdict.requests_reset)
-    if key.tpm is not None:
-        headers["x-ratelimit-limit-tokens"] = str(key.tpm)
-        headers["x-ratelimit-remaining-tokens"] = str(max(0, key.tpm - verdict.tokens))
-        headers["x-ratelimit-reset-tokens"] = _duration(verdict.tokens_reset)
-    return headers
 
 
 _REFUSALS = {
@@ -404,7 +290,7 @@ class KeyPolicy(ASGIMiddleware):
         await policy.refresh()
         key = await self._identify(scope)
         lease = uuid.uuid4().hex
-        verdict = await policy.admit(key, lease) if _limited(key) else None
+        verdict = await policy.admit(key, lease) if limited(key) else None
         if verdict is not None and not verdict.allowed:
             policy.count(key.name, "refused_" + (verdict.refused_by or "limit"))
             what, code = _REFUSALS[verdict.refused_by or "rpm"]
@@ -413,13 +299,13 @@ class KeyPolicy(ASGIMiddleware):
                 429,
                 f"key {key.name!r} is over its {what}; retry in {wait}s",
                 code=code,
-                headers={"Retry-After": str(wait), **_headers(key, verdict)},
+                headers={"Retry-After": str(wait), **rate_headers(key, verdict)},
             )
         policy.count(key.name, "admitted")
         extra = (
             []
             if verdict is None
-            else [(k.encode(), v.encode()) for k, v in _headers(key, verdict).items()]
+            else [(k.encode(), v.encode()) for k, v in rate_headers(key, verdict).items()]
         )
 
         async def send_with_limits(message: Message) -> None:
@@ -447,9 +333,6 @@ def policy_from(
     on_failure: Literal["open", "closed"],
 ) -> Policy | None:
     """The policy these settings ask for; None when no credential is required."""
-    from ._file import load_keys
-    from ._redis import RedisStore
-    from ._store import MemoryStore
 
     named = list(load_keys(keys_file).keys) if keys_file is not None else []
     taken = {k.name for k in named}

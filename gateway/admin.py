@@ -112,14 +112,8 @@ def admin_guard(key: SecretStr | None, policy: Policy | None) -> AsyncGuard:
         scheme, _sep, token = connection.headers.get("authorization", "").partition(" ")
         offered = token.strip() if scheme.lower() == "bearer" else ""
         matched = secret is not None and hmac.compare_digest(offered.encode(), secret)
-        found = None
-        if policy is not None and offered:
-            # Rotations made through another replica count here as on the API.
-            await policy.refresh()
-            found = policy.ring.identify(offered)
-            if found is None:
-                await policy.refresh(force=True)
-                found = policy.ring.identify(offered)
+        # Rotations made through another replica count here as on the API.
+        found = await policy.identify(offered) if policy is not None else None
         if not (matched or (found is not None and found.admin)):
             raise APIError(
                 401,

@@ -183,13 +183,11 @@ class Dispatcher:
         none, means the primary model.
         """
         model = self._by_name.get(name) if name else None
-        if model is not None:
-            return _permitted(model)
-        if single_model:
-            return _permitted(self.primary())
-        if self.registry.default_model is not None:
-            return _permitted(self._by_name[self.registry.default_model])
-        return self.resolve(name or "")
+        if model is None and single_model:
+            model = self.primary()
+        if model is None and self.registry.default_model is not None:
+            model = self._by_name[self.registry.default_model]
+        return _permitted(model) if model is not None else self.resolve(name or "")
 
     def _chain(self, model: ModelSpec) -> list[ModelSpec]:
         # A key that may use a model may use its fallbacks: they answer in its place.

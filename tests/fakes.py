@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import AsyncGenerator
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import msgspec
 
@@ -147,3 +147,15 @@ class FakeEngine:
             vectors=tuple((float(len(text)), 1.0) for text in request.inputs),
             prompt_tokens=sum(len(text.split()) for text in request.inputs),
         )
+
+
+def fake_app(settings: Any) -> Any:
+    """A gateway over one loaded FAKE model, ``fake``, for tests of the app itself."""
+    from gateway import create_app
+    from gateway.dispatch import Dispatcher
+    from gateway.registry import Deployment, ModelSpec, Registry
+
+    model = ModelSpec(name="fake", deployments=(Deployment(engine="fake", name="fake"),))
+    engine = FakeEngine(EngineSpec(name="fake"))
+    engine.loaded.set()
+    return create_app(settings, dispatcher=Dispatcher(Registry(models=(model,)), {"fake": engine}))

@@ -447,21 +447,13 @@ def test_a_bad_keys_file_stops_serve_with_one_line(tmp_path: Path) -> None:
 def test_an_empty_keys_file_refuses_everyone(tmp_path: Path) -> None:
     from litestar.testing import TestClient
 
-    from engines import EngineSpec
-    from gateway import Settings, create_app
-    from gateway.dispatch import Dispatcher
-    from gateway.registry import Deployment, ModelSpec, Registry
+    from gateway import Settings
 
-    from .fakes import FakeEngine
+    from .fakes import fake_app
 
     keys = tmp_path / "keys.yaml"
     keys.write_text("keys: []\n")
-    model = ModelSpec(name="fake", deployments=(Deployment(engine="fake", name="fake"),))
-    engine = FakeEngine(EngineSpec(name="fake"))
-    engine.loaded.set()
-    dispatcher = Dispatcher(Registry(models=(model,)), {"fake": engine})
-    app = create_app(Settings(keys_file=keys), dispatcher=dispatcher)
-    with TestClient(app) as client:
+    with TestClient(fake_app(Settings(keys_file=keys))) as client:
         assert client.get("/v1/models").status_code == 401
         assert client.get("/v1/models", headers={"Authorization": "Bearer x"}).status_code == 401
         assert client.get("/health").status_code in (200, 503)

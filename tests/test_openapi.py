@@ -28,13 +28,10 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from engines import EngineSpec
-from gateway import Settings, create_app
+from gateway import Settings
 from gateway.app import all_operations
-from gateway.dispatch import Dispatcher
-from gateway.registry import Deployment, ModelSpec, Registry
 
-from .fakes import FakeEngine
+from .fakes import fake_app
 from .server import Server
 
 KEY = "fuzz-key"
@@ -65,12 +62,8 @@ def _ndjson(_: Any, response: Any) -> Any:
 
 
 def _fake_app(*, keys: bool) -> Litestar:
-    model = ModelSpec(name="fake", deployments=(Deployment(engine="fake", name="fake"),))
-    engine = FakeEngine(EngineSpec(name="fake"))
-    engine.loaded.set()
-    settings = Settings(api_keys=(KEY,) if keys else (), admin_key=ADMIN)
-    dispatcher = Dispatcher(Registry(models=(model,)), {"fake": engine})
-    return create_app(settings, dispatcher=dispatcher)
+    app: Litestar = fake_app(Settings(api_keys=(KEY,) if keys else (), admin_key=ADMIN))
+    return app
 
 
 def _template(path: str) -> str:

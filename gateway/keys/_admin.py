@@ -97,9 +97,7 @@ async def show_key(name: FromPath[str], policy: NamedDependency[Policy | None]) 
 
 @post("/keys/{name:str}/rotate", status_code=200)
 async def rotate_key(name: FromPath[str], policy: NamedDependency[Policy | None]) -> Rotated:
-    found = _policy(policy)
-    _find(found, name)
-    _, secret, persisted = await found.rotate(name)
+    secret, persisted = await _policy(policy).rotate(name)
     return Rotated(name=name, key=secret, persisted=persisted)
 
 

@@ -176,8 +176,8 @@ class Policy:
         except (RedisError, OSError) as exc:
             self._failed(exc)
 
-    async def rotate(self, name: str) -> tuple[KeySpec, str, bool]:
-        """A new secret for key ``name``: (the key, the secret, whether the file took it)."""
+    async def rotate(self, name: str) -> tuple[str, bool]:
+        """A new secret for key ``name``, and whether the keys file took it."""
         key = self.ring.find(name)
         if key is None:
             raise APIError(404, f"no key named {name!r}", code="key_not_found")
@@ -200,7 +200,7 @@ class Policy:
             ) from None
         persisted = self._persist()
         log.info("key %s rotated through the admin API", name)
-        return self.ring.find(name) or key, secret, persisted
+        return secret, persisted
 
     def _persist(self) -> bool:
         path = self.ring.path
@@ -223,6 +223,18 @@ class Policy:
         }
 
     # -- credentials -------------------------------------------------------------
+
+    async def identify(self, offered: str) -> KeySpec | None:
+        """The key whose secret ``offered`` is, rotations made anywhere included."""
+        if not offered:
+            return None
+        await self.refresh()
+        key = self.ring.identify(offered)
+        if key is None:
+            # A key rotated through another replica a moment ago.
+            await self.refresh(force=True)
+            key = self.ring.identify(offered)
+        return key
 
     def basic_ok(self, token: str) -> bool:
         if self._basic is None:
@@ -271,11 +283,7 @@ class KeyPolicy(ASGIMiddleware):
         policy = self.policy
         if scheme.lower() == "basic" and policy.basic_ok(token):
             return _BASIC
-        key = policy.ring.identify(offered) if offered else None
-        if key is None and offered:
-            # A key rotated through another replica a moment ago.
-            await policy.refresh(force=True)
-            key = policy.ring.identify(offered)
+        key = await policy.identify(offered)
         if key is None:
             raise APIError(
                 401,
@@ -287,7 +295,6 @@ class KeyPolicy(ASGIMiddleware):
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         policy = self.policy
-        await policy.refresh()
         key = await self._identify(scope)
         lease = uuid.uuid4().hex
         verdict = await policy.admit(key, lease) if limited(key) else None
